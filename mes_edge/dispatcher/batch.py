@@ -1,0 +1,144 @@
+"""Building one group commit: apply each event in order on top of the batch so far, make rows."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from datetime import UTC, datetime
+from typing import Any
+
+from mes_edge.dispatcher.outcome import (
+    CommittedBatch,
+    Outcome,
+    RawRejection,
+    RejectionRecord,
+    Status,
+)
+from mes_edge.domain import (
+    Checkpoint,
+    Decision,
+    Event,
+    MemoryState,
+    Overlay,
+    PlantRules,
+    Rejection,
+    apply,
+    event_to_json,
+)
+from mes_edge.store import BatchWrite
+from mes_edge.store import codec
+
+
+class BatchBuilder:
+    """Accumulates the decisions of a batch; nothing here touches the committed state."""
+
+    def __init__(self, state: MemoryState, rules: PlantRules, *, seq: int, cursor: int,
+                 rejection: int, known: set[str], recent: Container[str]) -> None:
+        self.rules = rules
+        self.decision = Decision()
+        self.view = Overlay(state, self.decision)
+        self.seq, self.cursor, self.rejection = seq, cursor, rejection
+        self._known = known
+        self._recent = recent
+        self.new_ids: list[str] = []
+        self._batch_ids: set[str] = set()
+        self.checkpoints: dict[tuple[str, str], Checkpoint] = {}
+        self._rows = BatchWrite()
+        self._order_seq: dict[str, int] = {}
+        self._wc_seq: dict[str, int] = {}
+        self._downtimes: dict[str, tuple[Any, int]] = {}
+        self._now = datetime.now(UTC)
+        self.committed = CommittedBatch()
+
+    def add(self, item: Event | RawRejection) -> Outcome:
+        """Decide one item; its effects join the batch (still uncommitted)."""
+        if isinstance(item, RawRejection):
+            return self._reject_raw(item)
+        event = item
+        if event.event_id in self._batch_ids or event.event_id in self._known or (
+                event.event_id in self._recent):
+            return Outcome(Status.DUPLICATE, event.event_id)
+        if event.checkpoint is not None:
+            cp = event.checkpoint
+            # Counts derived from a reading are settled (accepted or refused) once: advance.
+            self.checkpoints[(cp.device, cp.tag)] = cp
+        result = apply(self.view, self.rules, event)
+        if isinstance(result, Rejection):
+            return self._reject(event, result)
+        if not result.changed:
+            return Outcome(Status.UNCHANGED, event.event_id)
+        self.seq += 1
+        self._batch_ids.add(event.event_id)
+        self.new_ids.append(event.event_id)
+        self._rows.events.append({
+            "seq": self.seq, "event_id": event.event_id, "type": event.kind,
+            "work_center": event.work_center_ref, "order_id": event.order_ref,
+            "source": event.source, "actor": event.actor, "source_ts": event.source_ts,
+            "received_ts": event.received_ts, "committed_at": self._now,
+            "payload": event_to_json(event),
+        })
+        self.committed.events.append((self.seq, event))
+        d = self.decision
+        for oid, order in result.orders.items():
+            d.orders[oid] = order
+            self._order_seq[oid] = self.seq
+        for wc_id, wc in result.work_centers.items():
+            d.work_centers[wc_id] = wc
+            self._wc_seq[wc_id] = self.seq
+        for c in result.confirmations:
+            d.confirmations.append(c)
+            self.cursor += 1
+            self._rows.confirmations.append(codec.confirmation_row(c, self.cursor, self._now))
+            self.committed.confirmations.append((self.cursor, c))
+        for dt in result.downtimes:
+            self._downtimes[dt.downtime_id] = (dt, self.seq)
+            self.committed.downtimes.append(dt)
+        self.committed.notices.extend(result.notices)
+        return Outcome(Status.ACCEPTED, event.event_id, seq=self.seq)
+
+    def _reject(self, event: Event, rejection: Rejection) -> Outcome:
+        self.rejection += 1
+        self._rows.rejected.append({
+            "id": self.rejection, "event_id": event.event_id, "type": event.kind,
+            "work_center": event.work_center_ref, "order_id": event.order_ref,
+            "source": event.source, "actor": event.actor, "reason_code": rejection.code.value,
+            "reason": rejection.message, "payload": event_to_json(event),
+            "received_ts": event.received_ts, "rejected_at": self._now,
+        })
+        self.committed.rejections.append(RejectionRecord(
+            self.rejection, event.event_id, event.kind, event.work_center_ref, event.source,
+            rejection.code.value, rejection.message))
+        return Outcome(Status.REJECTED, event.event_id, code=rejection.code.value,
+                       reason=rejection.message)
+
+    def _reject_raw(self, raw: RawRejection) -> Outcome:
+        self.rejection += 1
+        payload = raw.payload if isinstance(raw.payload, dict | list) else {"raw": str(raw.payload)}
+        self._rows.rejected.append({
+            "id": self.rejection, "event_id": raw.event_id, "type": raw.type,
+            "work_center": raw.work_center, "order_id": None, "source": raw.source,
+            "actor": raw.actor, "reason_code": raw.reason_code, "reason": raw.reason,
+            "payload": payload, "received_ts": raw.received_ts or self._now,
+            "rejected_at": self._now,
+        })
+        self.committed.rejections.append(RejectionRecord(
+            self.rejection, raw.event_id, raw.type, raw.work_center, raw.source,
+            raw.reason_code, raw.reason))
+        return Outcome(Status.REJECTED, raw.event_id, code=raw.reason_code, reason=raw.reason)
+
+    def finish(self) -> tuple[BatchWrite, CommittedBatch]:
+        """The rows to write in one transaction, and what to tell listeners after it."""
+        rows, d = self._rows, self.decision
+        for oid, order in d.orders.items():
+            seq = self._order_seq[oid]
+            rows.orders.append(codec.order_row(order, seq))
+            rows.operations.extend(codec.operation_rows(order, seq))
+        for wc_id, wc in d.work_centers.items():
+            rows.work_centers.append(codec.wc_row(wc, self._wc_seq[wc_id]))
+        rows.downtimes.extend(codec.downtime_row(dt, seq) for dt, seq in self._downtimes.values())
+        rows.checkpoints.extend(
+            {"device": cp.device, "tag": cp.tag, "value": cp.value, "generation": cp.generation,
+             "updated_seq": self.seq}
+            for cp in self.checkpoints.values())
+        self.committed.orders = dict(d.orders)
+        self.committed.work_centers = dict(d.work_centers)
+        return rows, self.committed

@@ -1,0 +1,266 @@
+"""The single writer: a bounded queue in, group commits out, listeners told after each commit.
+
+Every event that may change WIP goes through `Dispatcher.submit`. The writer task takes what is
+queued (up to `max_batch`), applies each event in arrival order to the WIP model on top of the
+committed state, and writes the event log, WIP rows, counter checkpoints, confirmations and
+rejections of the whole batch in ONE transaction. Only then are the producers' futures resolved
+and the listeners told. If the transaction fails nothing of the batch is kept in memory either,
+and the batch is tried again: a transient database outage slows the line's data down (the queue
+fills, producers wait) but loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+
+from mes_edge.dispatcher.batch import BatchBuilder
+from mes_edge.dispatcher.outcome import CommittedBatch, Outcome, RawRejection, Status
+from mes_edge.domain import ConfirmationsDue, Event, MemoryState, PlantRules
+from mes_edge.store import Store
+
+log = logging.getLogger(__name__)
+
+Item = Event | RawRejection
+Listener = Callable[[CommittedBatch], Any]
+
+
+class DispatcherClosed(RuntimeError):
+    """Raised to producers once the dispatcher stops taking events."""
+
+
+@dataclass
+class DispatcherStats:
+    """Counters for /metrics and the benchmark."""
+
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    unchanged: int = 0
+    batches: int = 0
+    largest_batch: int = 0
+    commit_retries: int = 0
+    last_commit_ms: float = 0.0
+
+
+class Dispatcher:
+    """Owns the committed WIP state and is the only writer of the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        rules: PlantRules,
+        *,
+        queue_size: int = 10_000,
+        max_batch: int = 1_000,
+        tick_seconds: float | None = None,
+        recent_ids: int = 100_000,
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self.state = MemoryState()
+        self.checkpoints: dict[tuple[str, str], Any] = {}
+        self.stats = DispatcherStats()
+        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Outcome]] | None] = asyncio.Queue(
+            maxsize=queue_size)
+        self._max_batch = max_batch
+        self._tick_seconds = tick_seconds
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._recent_max = recent_ids
+        self._listeners: list[Listener] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._closed = True
+        self._seq = self._cursor = self._rejection = 0
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the committed state and start the writer (and the confirmation timer)."""
+        loaded = await self.store.load()
+        self.state = loaded.state
+        self.checkpoints = dict(loaded.checkpoints)
+        self._seq, self._cursor, self._rejection = (
+            loaded.last_seq, loaded.last_cursor, loaded.last_rejection)
+        self._closed = False
+        self._writer = asyncio.create_task(self._write_loop(), name="dispatcher-writer")
+        if self._tick_seconds:
+            self._ticker = asyncio.create_task(self._tick_loop(), name="dispatcher-ticker")
+
+    async def stop(self) -> None:
+        """Stop taking events, commit everything already queued, then stop the writer."""
+        if self._closed and self._writer is None:
+            return
+        self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if self._writer is not None:
+            await self._queue.put(None)  # sentinel: everything before it is drained first
+            await self._writer
+            self._writer = None
+
+    async def __aenter__(self) -> Dispatcher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- producers ---------------------------------------------------------------------------
+
+    async def submit(self, item: Item) -> asyncio.Future[Outcome]:
+        """Queue an event (waiting while the queue is full); the future resolves after commit."""
+        if self._closed:
+            raise DispatcherClosed("the dispatcher is stopped")
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        await self._queue.put((item, future))
+        return future
+
+    async def process(self, item: Item) -> Outcome:
+        """Submit and wait until the event's outcome is committed."""
+        return await (await self.submit(item))
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(batch)` after every commit; returns the function that unsubscribes.
+
+        Listeners run on the writer's task: they must be quick and must not block (hand the
+        batch to a queue of their own).
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    # -- the writer ---------------------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        assert self._tick_seconds
+        while True:
+            await asyncio.sleep(self._tick_seconds)
+            now = datetime.now(UTC)
+            with contextlib.suppress(DispatcherClosed):
+                await self.submit(ConfirmationsDue(event_id=f"tick/{now.isoformat()}",
+                                                   source="timer", received_ts=now))
+
+    async def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            items = [first]
+            while len(items) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                items.append(nxt)
+            await self._commit_with_retry(items)
+
+    async def _commit_with_retry(self, items: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
+        delay = 0.05
+        failing_since: float | None = None
+        while True:
+            try:
+                await self._commit(items)
+                if failing_since is not None:
+                    log.warning("store recovered after %.1fs", time.monotonic() - failing_since)
+                return
+            except (OperationalError, InterfaceError) as err:
+                # The database is unreachable or busy: keep the batch and try again.
+                self.stats.commit_retries += 1
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.error("store unavailable, retrying: %s", err)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except (IntegrityError, DBAPIError) as err:
+                if len(items) == 1:
+                    # This event's rows cannot be stored: record the refusal, keep going.
+                    item, future = items[0]
+                    log.error("event cannot be stored: %s", err)
+                    await self._commit_with_retry([(self._storage_rejection(item, err), future)])
+                    return
+                for single in items:  # isolate the one that cannot be written
+                    await self._commit_with_retry([single])
+                return
+
+    @staticmethod
+    def _storage_rejection(item: Item, err: Exception) -> RawRejection:
+        if isinstance(item, RawRejection):
+            return RawRejection(source=item.source, reason_code="storage",
+                                reason=f"cannot be stored: {err}"[:2000], payload=None)
+        return RawRejection(source=item.source, reason_code="storage",
+                            reason=f"cannot be stored: {type(err).__name__}", payload=None,
+                            event_id=item.event_id, type=item.kind,
+                            work_center=item.work_center_ref, actor=item.actor,
+                            received_ts=item.received_ts)
+
+    def _is_known(self, event_id: str) -> bool:
+        return event_id in self._recent
+
+    async def _commit(self, items: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
+        t0 = time.perf_counter()
+        ids = [i.event_id for i, _ in items if isinstance(i, Event) and not self._is_known(i.event_id)]
+        known = await self.store.known_event_ids(ids) if ids else set()
+        builder = BatchBuilder(self.state, self.rules, seq=self._seq, cursor=self._cursor,
+                               rejection=self._rejection, known=known, recent=self._recent)
+        outcomes = [builder.add(item) for item, _ in items]
+        rows, committed = builder.finish()
+        if rows:
+            await self.store.write(rows)
+        # Committed: only now does the batch become part of the state everyone sees.
+        self.state.merge(builder.decision)
+        self._seq, self._cursor, self._rejection = builder.seq, builder.cursor, builder.rejection
+        for key, cp in builder.checkpoints.items():
+            self.checkpoints[key] = cp
+        for event_id in builder.new_ids:
+            self._recent[event_id] = None
+        while len(self._recent) > self._recent_max:
+            self._recent.popitem(last=False)
+        self._count(outcomes, len(items), time.perf_counter() - t0)
+        for (_, future), outcome in zip(items, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+        if committed.events or committed.rejections or committed.work_centers:
+            for listener in list(self._listeners):
+                try:
+                    listener(committed)
+                except Exception:
+                    log.exception("listener %r failed", listener)
+
+    def _count(self, outcomes: list[Outcome], size: int, seconds: float) -> None:
+        s = self.stats
+        for o in outcomes:
+            if o.status == Status.ACCEPTED:
+                s.accepted += 1
+            elif o.status == Status.REJECTED:
+                s.rejected += 1
+            elif o.status == Status.DUPLICATE:
+                s.duplicates += 1
+            else:
+                s.unchanged += 1
+        s.batches += 1
+        s.largest_batch = max(s.largest_batch, size)
+        s.last_commit_ms = seconds * 1000

@@ -1,0 +1,75 @@
+"""What a producer learns about its event, and what listeners are told after each commit."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mes_edge.domain import Confirmation, Downtime, Event, Notice, WorkCenterState, WorkOrder
+
+
+class Status(enum.StrEnum):
+    """How the dispatcher settled an event."""
+
+    ACCEPTED = "accepted"  # applied and committed to the event log
+    UNCHANGED = "unchanged"  # valid, but changed nothing (e.g. the same order revision again)
+    DUPLICATE = "duplicate"  # its event id was committed before: changes nothing
+    REJECTED = "rejected"  # refused, and the refusal committed with its reason
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The committed result of one submitted event."""
+
+    status: Status
+    event_id: str | None
+    seq: int | None = None
+    code: str | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (Status.ACCEPTED, Status.UNCHANGED, Status.DUPLICATE)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRejection:
+    """Input that never became a valid event (malformed JSON, wrong types...): recorded as refused."""
+
+    source: str
+    reason_code: str
+    reason: str
+    payload: Any
+    event_id: str | None = None
+    type: str | None = None
+    work_center: str | None = None
+    actor: str | None = None
+    received_ts: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionRecord:
+    """A committed rejection, as the supervisor board and alerts show it."""
+
+    id: int
+    event_id: str | None
+    type: str | None
+    work_center: str | None
+    source: str
+    reason_code: str
+    reason: str
+
+
+@dataclass(slots=True)
+class CommittedBatch:
+    """What one group commit changed; handed to listeners after the commit."""
+
+    events: list[tuple[int, Event]] = field(default_factory=list)
+    orders: dict[str, WorkOrder] = field(default_factory=dict)
+    work_centers: dict[str, WorkCenterState] = field(default_factory=dict)
+    confirmations: list[tuple[int, Confirmation]] = field(default_factory=list)
+    downtimes: list[Downtime] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    rejections: list[RejectionRecord] = field(default_factory=list)

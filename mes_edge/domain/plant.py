@@ -1,0 +1,161 @@
+"""What the WIP model needs to know of the plant, and the outcome type of applying an event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+from mes_edge.domain.model import (
+    ConfirmationPolicy,
+    CountingSource,
+    Downtime,
+    Quantities,
+    WorkCenterState,
+    WorkOrder,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlantRules:
+    """Plant-wide settings the domain applies (copied into an order when it is imported)."""
+
+    work_centers: Mapping[str, CountingSource] = field(default_factory=dict)
+    tolerance_pct: float = 0.0
+    policy: ConfirmationPolicy = ConfirmationPolicy()
+    auto_complete: bool = False
+    scrap_reasons: frozenset[str] = frozenset()  # empty: any reason accepted
+    downtime_reasons: frozenset[str] = frozenset()
+    machine_scrap_reason: str = "machine"
+    max_quantity_per_event: int = 100_000
+    max_order_quantity: int = 100_000_000
+    recent_downtimes_kept: int = 20
+
+
+class StateView(Protocol):
+    """Read access to the current state; the domain never writes through it."""
+
+    def order(self, order_id: str) -> WorkOrder | None: ...
+
+    def work_center(self, work_center: str) -> WorkCenterState | None: ...
+
+    def orders(self) -> Iterable[WorkOrder]: ...
+
+    def confirmation(self, confirmation_id: str) -> Confirmation | None: ...
+
+    def reversal_of(self, confirmation_id: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """A production confirmation for the ERP (never edited once committed)."""
+
+    confirmation_id: str
+    order_id: str
+    op_no: str
+    work_center: str
+    quantities: Quantities
+    unit: str
+    final: bool
+    actual_start: datetime | None
+    actual_end: datetime | None
+    posting_date: date
+    personnel: str | None
+    event_id: str
+    created_at: datetime
+    reverses: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something people must know (becomes an alert on MQTT and the supervisor board)."""
+
+    severity: str
+    work_center: str | None
+    message: str
+
+
+@dataclass(slots=True)
+class Decision:
+    """The effects of an accepted event: new versions of what changed, and what follows."""
+
+    orders: dict[str, WorkOrder] = field(default_factory=dict)
+    work_centers: dict[str, WorkCenterState] = field(default_factory=dict)
+    confirmations: list[Confirmation] = field(default_factory=list)
+    downtimes: list[Downtime] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.orders or self.work_centers or self.confirmations or self.downtimes)
+
+
+class Overlay:
+    """A StateView that sees a decision in progress on top of a base view."""
+
+    def __init__(self, base: StateView, decision: Decision) -> None:
+        self.base = base
+        self.decision = decision
+
+    def order(self, order_id: str) -> WorkOrder | None:
+        found = self.decision.orders.get(order_id)
+        return found if found is not None else self.base.order(order_id)
+
+    def work_center(self, work_center: str) -> WorkCenterState | None:
+        found = self.decision.work_centers.get(work_center)
+        return found if found is not None else self.base.work_center(work_center)
+
+    def confirmation(self, confirmation_id: str) -> Confirmation | None:
+        for c in self.decision.confirmations:
+            if c.confirmation_id == confirmation_id:
+                return c
+        return self.base.confirmation(confirmation_id)
+
+    def reversal_of(self, confirmation_id: str) -> str | None:
+        for c in self.decision.confirmations:
+            if c.reverses == confirmation_id:
+                return c.confirmation_id
+        return self.base.reversal_of(confirmation_id)
+
+    def orders(self) -> Iterable[WorkOrder]:
+        for o in self.base.orders():
+            yield self.decision.orders.get(o.order_id, o)
+        for oid, o in self.decision.orders.items():
+            if self.base.order(oid) is None:
+                yield o
+
+
+class MemoryState:
+    """The plain in-memory state: what the dispatcher keeps and what replay rebuilds."""
+
+    def __init__(self) -> None:
+        self.order_map: dict[str, WorkOrder] = {}
+        self.wc_map: dict[str, WorkCenterState] = {}
+        self.conf_map: dict[str, Confirmation] = {}
+        self.reversals: dict[str, str] = {}  # reversed confirmation id -> reversal id
+
+    def order(self, order_id: str) -> WorkOrder | None:
+        return self.order_map.get(order_id)
+
+    def work_center(self, work_center: str) -> WorkCenterState | None:
+        return self.wc_map.get(work_center)
+
+    def orders(self) -> Iterable[WorkOrder]:
+        return self.order_map.values()
+
+    def confirmation(self, confirmation_id: str) -> Confirmation | None:
+        return self.conf_map.get(confirmation_id)
+
+    def reversal_of(self, confirmation_id: str) -> str | None:
+        return self.reversals.get(confirmation_id)
+
+    def merge(self, decision: Decision) -> None:
+        """Make a committed decision part of the state."""
+        self.order_map.update(decision.orders)
+        self.wc_map.update(decision.work_centers)
+        for c in decision.confirmations:
+            self.conf_map[c.confirmation_id] = c
+            if c.reverses is not None:
+                self.reversals[c.reverses] = c.confirmation_id

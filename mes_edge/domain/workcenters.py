@@ -1,0 +1,96 @@
+"""Work-center rules: what runs where, machine states and the downtimes they open and close."""
+
+from __future__ import annotations
+
+from mes_edge.domain.events import DowntimeReasonGiven, MachineStateChanged
+from mes_edge.domain.model import Downtime, MachineState, WorkCenterState
+from mes_edge.domain.plant import Decision, PlantRules, StateView
+from mes_edge.domain.rejections import Rejection, RejectCode
+
+
+def _wc(view: StateView, decision: Decision, work_center: str) -> WorkCenterState:
+    found = decision.work_centers.get(work_center) or view.work_center(work_center)
+    return found if found is not None else WorkCenterState(work_center=work_center)
+
+
+def known_work_center(rules: PlantRules, work_center: str) -> None:
+    """Raise unless the work center is configured."""
+    if work_center not in rules.work_centers:
+        raise Rejection(RejectCode.UNKNOWN_WORK_CENTER, f"unknown work center {work_center!r}")
+
+
+def running_on(view: StateView, decision: Decision, work_center: str) -> tuple[str, str] | None:
+    """The (order, op) running on a work center, if any."""
+    wc = _wc(view, decision, work_center)
+    return wc.running[0] if wc.running else None
+
+
+def occupy_work_center(view: StateView, decision: Decision, work_center: str,
+                       order_id: str, op_no: str) -> None:
+    """Mark an operation as the one running on the work center (one at a time)."""
+    wc = _wc(view, decision, work_center)
+    if wc.running and wc.running[0] != (order_id, op_no):
+        o, n = wc.running[0]
+        raise Rejection(RejectCode.WORK_CENTER_BUSY,
+                        f"{work_center} is running {o}/{n}: pause or complete it first")
+    decision.work_centers[work_center] = wc.with_(running=((order_id, op_no),))
+
+
+def release_work_center(view: StateView, decision: Decision, work_center: str,
+                        order_id: str, op_no: str) -> None:
+    """The operation no longer runs on the work center."""
+    wc = _wc(view, decision, work_center)
+    running = tuple(r for r in wc.running if r != (order_id, op_no))
+    if running != wc.running:
+        decision.work_centers[work_center] = wc.with_(running=running)
+
+
+def change_machine_state(view: StateView, rules: PlantRules, event: MachineStateChanged,
+                         decision: Decision) -> None:
+    """Record the new state; leaving RUNNING opens a downtime, returning to it closes it."""
+    known_work_center(rules, event.work_center)
+    wc = _wc(view, decision, event.work_center)
+    if wc.machine_state == event.state:
+        return
+    ts = event.ts
+    recent = wc.recent_downtimes
+    if wc.downtime is not None:
+        closed = Downtime(**{**_fields(wc.downtime), "end": ts})
+        decision.downtimes.append(closed)
+        recent = (*recent, closed)[-rules.recent_downtimes_kept:]
+    downtime = None
+    if event.state in (MachineState.DOWN, MachineState.IDLE, MachineState.SETUP):
+        downtime = Downtime(downtime_id=event.event_id, work_center=event.work_center,
+                            state=event.state, start=ts)
+        decision.downtimes.append(downtime)
+    decision.work_centers[event.work_center] = wc.with_(
+        machine_state=event.state, since=ts, downtime=downtime, recent_downtimes=recent)
+
+
+def _fields(d: Downtime) -> dict[str, object]:
+    return {s: getattr(d, s) for s in Downtime.__slots__}  # type: ignore[attr-defined]
+
+
+def give_downtime_reason(view: StateView, rules: PlantRules, event: DowntimeReasonGiven,
+                         decision: Decision) -> None:
+    """Attach an operator's reason to the open downtime, or to a given recent one."""
+    known_work_center(rules, event.work_center)
+    if rules.downtime_reasons and event.reason not in rules.downtime_reasons:
+        raise Rejection(RejectCode.UNKNOWN_REASON, f"unknown downtime reason {event.reason!r}")
+    wc = _wc(view, decision, event.work_center)
+    candidates = ([wc.downtime] if wc.downtime else []) + list(reversed(wc.recent_downtimes))
+    if event.downtime_id is None:
+        target = next((d for d in candidates if d.reason is None), None)
+    else:
+        target = next((d for d in candidates if d.downtime_id == event.downtime_id), None)
+    if target is None:
+        raise Rejection(RejectCode.BAD_STATE,
+                        f"{event.work_center} has no downtime waiting for a reason")
+    updated = Downtime(**{**_fields(target), "reason": event.reason, "reason_by": event.actor})
+    decision.downtimes.append(updated)
+    if wc.downtime is not None and wc.downtime.downtime_id == target.downtime_id:
+        wc = wc.with_(downtime=updated)
+    else:
+        wc = wc.with_(recent_downtimes=tuple(
+            updated if d.downtime_id == target.downtime_id else d for d in wc.recent_downtimes))
+    decision.work_centers[event.work_center] = wc

@@ -1,0 +1,170 @@
+"""The store: loads the state at start-up and writes one dispatcher batch per transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mes_edge.domain import Checkpoint, Event, MemoryState, event_from_json
+from mes_edge.store import codec
+from mes_edge.store.engine import create_engine, upgrade
+from mes_edge.store.tables import (
+    confirmations,
+    counter_checkpoints,
+    downtimes,
+    events,
+    operations,
+    rejected_events,
+    work_centers,
+    work_orders,
+)
+
+
+@dataclass
+class Loaded:
+    """What the dispatcher needs at start-up."""
+
+    state: MemoryState
+    last_seq: int
+    last_cursor: int
+    last_rejection: int
+    checkpoints: dict[tuple[str, str], Checkpoint]
+
+
+@dataclass
+class BatchWrite:
+    """Everything one group commit writes, as rows (built by the dispatcher)."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    operations: list[dict[str, Any]] = field(default_factory=list)
+    work_centers: list[dict[str, Any]] = field(default_factory=list)
+    downtimes: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    confirmations: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.rejected or self.checkpoints)
+
+
+_UPSERT_KEYS: dict[str, list[str]] = {
+    "work_orders": ["order_id"],
+    "operations": ["order_id", "op_no"],
+    "work_centers": ["work_center"],
+    "downtimes": ["downtime_id"],
+    "counter_checkpoints": ["device", "tag"],
+}
+
+
+class Store:
+    """Owns the engine; every SQL statement of the service goes through here or the readers."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Open (and by default upgrade) the database at `url`."""
+        if migrate:
+            await upgrade(url)
+        return cls(create_engine(url))
+
+    async def close(self) -> None:
+        """Dispose of the connection pool."""
+        await self.engine.dispose()
+
+    def _insert(self, table: Table) -> Any:
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+    def _upsert(self, table: Table) -> Any:
+        stmt = self._insert(table)
+        keys = _UPSERT_KEYS[table.name]
+        return stmt.on_conflict_do_update(
+            index_elements=keys,
+            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
+        )
+
+    async def load(self) -> Loaded:
+        """Read the committed state: orders, work centers, confirmations, counters, sequences."""
+        state = MemoryState()
+        async with self.engine.connect() as conn:
+            for row in await conn.execute(select(work_orders.c.state)):
+                order = codec.order_from_json(row.state)
+                state.order_map[order.order_id] = order
+            for row in await conn.execute(select(work_centers.c.state)):
+                wc = codec.wc_from_json(row.state)
+                state.wc_map[wc.work_center] = wc
+            for row in await conn.execute(select(confirmations).order_by(confirmations.c.cursor)):
+                c = codec.confirmation_from_row(row)
+                state.conf_map[c.confirmation_id] = c
+                if c.reverses:
+                    state.reversals[c.reverses] = c.confirmation_id
+            checkpoints = {
+                (r.device, r.tag): Checkpoint(r.device, r.tag, r.value, r.generation)
+                for r in await conn.execute(select(counter_checkpoints))
+            }
+            last_seq = (await conn.scalar(select(func.max(events.c.seq)))) or 0
+            last_cursor = (await conn.scalar(select(func.max(confirmations.c.cursor)))) or 0
+            last_rej = (await conn.scalar(select(func.max(rejected_events.c.id)))) or 0
+        return Loaded(state, int(last_seq), int(last_cursor), int(last_rej), checkpoints)
+
+    async def known_event_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of these event ids are already in the event log."""
+        found: set[str] = set()
+        async with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                rows = await conn.execute(select(events.c.event_id).where(events.c.event_id.in_(chunk)))
+                found.update(r.event_id for r in rows)
+        return found
+
+    async def write(self, batch: BatchWrite) -> None:
+        """Write a whole batch in ONE transaction: all of it commits, or none of it."""
+        async with self.engine.begin() as conn:
+            await self._write(conn, batch)
+
+    async def _write(self, conn: AsyncConnection, b: BatchWrite) -> None:
+        if b.events:
+            await conn.execute(events.insert(), b.events)
+        if b.rejected:
+            await conn.execute(self._insert(rejected_events).on_conflict_do_nothing(), b.rejected)
+        for table, rows in (
+            (work_orders, b.orders), (operations, b.operations), (work_centers, b.work_centers),
+            (downtimes, b.downtimes), (counter_checkpoints, b.checkpoints),
+        ):
+            if rows:
+                await conn.execute(self._upsert(table), rows)
+        if b.confirmations:
+            await conn.execute(confirmations.insert(), b.confirmations)
+
+    async def read_events(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, Event]]:
+        """Events of the log in commit order, for replay and consumers."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(events.c.seq, events.c.payload).where(events.c.seq > after_seq)
+                .order_by(events.c.seq).limit(limit))
+            return [(r.seq, event_from_json(r.payload)) for r in rows]
+
+    async def iter_events(self, batch: int = 2000) -> list[Event]:
+        """The whole event log in commit order."""
+        out: list[Event] = []
+        after = 0
+        while True:
+            page = await self.read_events(after, batch)
+            if not page:
+                return out
+            out.extend(e for _, e in page)
+            after = page[-1][0]
+
+    async def rows(self, table: Table, *where: Any, order_by: Iterable[Any] = ()) -> list[Any]:
+        """Plain rows of a table (for readers and tests)."""
+        async with self.engine.connect() as conn:
+            stmt = select(table).where(*where).order_by(*order_by)
+            return list(await conn.execute(stmt))

@@ -1,0 +1,191 @@
+"""The database schema (SQLAlchemy Core tables); Alembic migrations in migrations/ create it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Id = String(200)
+Code = String(64)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: Append-only log of every accepted event, in commit order (seq).
+events = Table(
+    "events", metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_id", Id, nullable=False, unique=True),
+    Column("type", Code, nullable=False),
+    Column("work_center", Code),
+    Column("order_id", Code),
+    Column("source", String(200), nullable=False),
+    Column("actor", String(200)),
+    Column("source_ts", UtcDateTime),
+    Column("received_ts", UtcDateTime, nullable=False),
+    Column("committed_at", UtcDateTime, nullable=False),
+    Column("payload", Json, nullable=False),
+    Index("ix_events_order_id", "order_id"),
+)
+
+#: Every refused event with its reason: nothing is dropped silently.
+rejected_events = Table(
+    "rejected_events", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_id", Id, unique=True),  # NULL when the input had no usable id
+    Column("type", Code),
+    Column("work_center", Code),
+    Column("order_id", Code),
+    Column("source", String(200), nullable=False),
+    Column("actor", String(200)),
+    Column("reason_code", Code, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("received_ts", UtcDateTime, nullable=False),
+    Column("rejected_at", UtcDateTime, nullable=False),
+    Index("ix_rejected_events_work_center", "work_center"),
+)
+
+work_orders = Table(
+    "work_orders", metadata,
+    Column("order_id", Code, primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("status", Code, nullable=False),
+    Column("material", String(200), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("unit", Code, nullable=False),
+    Column("demand_type", Code, nullable=False),
+    Column("sales_order", Code),
+    Column("customer", String(200)),
+    Column("due", UtcDateTime),
+    Column("hold_reason", Text),
+    Column("actual_start", UtcDateTime),
+    Column("actual_end", UtcDateTime),
+    Column("updated_at", UtcDateTime),
+    Column("updated_seq", BigInteger, nullable=False),
+    Column("state", Json, nullable=False),  # the whole domain object, loaded at start-up
+    Index("ix_work_orders_status", "status"),
+    Index("ix_work_orders_updated_seq", "updated_seq"),
+)
+
+operations = Table(
+    "operations", metadata,
+    Column("order_id", Code, primary_key=True),
+    Column("op_no", Code, primary_key=True),
+    Column("work_center", Code, nullable=False),
+    Column("status", Code, nullable=False),
+    Column("counting", Code, nullable=False),
+    Column("planned_qty", BigInteger, nullable=False),
+    Column("good", BigInteger, nullable=False),
+    Column("scrap", BigInteger, nullable=False),
+    Column("rework", BigInteger, nullable=False),
+    Column("scrap_by_reason", Json, nullable=False),
+    Column("actual_start", UtcDateTime),
+    Column("actual_end", UtcDateTime),
+    Column("updated_seq", BigInteger, nullable=False),
+    Index("ix_operations_work_center", "work_center"),
+)
+
+work_centers = Table(
+    "work_centers", metadata,
+    Column("work_center", Code, primary_key=True),
+    Column("machine_state", Code, nullable=False),
+    Column("since", UtcDateTime),
+    Column("updated_seq", BigInteger, nullable=False),
+    Column("state", Json, nullable=False),
+)
+
+downtimes = Table(
+    "downtimes", metadata,
+    Column("downtime_id", Id, primary_key=True),
+    Column("work_center", Code, nullable=False),
+    Column("state", Code, nullable=False),
+    Column("start", UtcDateTime, nullable=False),
+    Column("end", UtcDateTime),
+    Column("reason", String(200)),
+    Column("reason_by", String(200)),
+    Column("updated_seq", BigInteger, nullable=False),
+    Index("ix_downtimes_work_center", "work_center"),
+)
+
+#: Last committed raw reading of each counter tag (rules derive deltas from it).
+counter_checkpoints = Table(
+    "counter_checkpoints", metadata,
+    Column("device", Code, primary_key=True),
+    Column("tag", Code, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("updated_seq", BigInteger, nullable=False),
+)
+
+#: The confirmations outbox: rows are never updated; `cursor` is the commit order.
+confirmations = Table(
+    "confirmations", metadata,
+    Column("cursor", BigInteger, primary_key=True, autoincrement=False),
+    Column("confirmation_id", String(36), nullable=False, unique=True),
+    Column("order_id", Code, nullable=False),
+    Column("op_no", Code, nullable=False),
+    Column("work_center", Code, nullable=False),
+    Column("yield_qty", BigInteger, nullable=False),
+    Column("scrap_qty", BigInteger, nullable=False),
+    Column("rework_qty", BigInteger, nullable=False),
+    Column("scrap_reasons", Json, nullable=False),
+    Column("unit", Code, nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("actual_start", UtcDateTime),
+    Column("actual_end", UtcDateTime),
+    Column("posting_date", Date, nullable=False),
+    Column("personnel", String(200)),
+    Column("reverses", String(36)),
+    Column("reason", Text),
+    Column("event_id", Id, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("committed_at", UtcDateTime, nullable=False),
+    Index("ix_confirmations_order_id", "order_id"),
+)
