@@ -3,11 +3,12 @@
 from mes_edge.dispatcher.dispatcher import Dispatcher, DispatcherClosed, DispatcherStats
 from mes_edge.dispatcher.outcome import (
     CommittedBatch,
+    CounterBaseline,
     Outcome,
     RawRejection,
     RejectionRecord,
     Status,
 )
 
-__all__ = ["CommittedBatch", "Dispatcher", "DispatcherClosed", "DispatcherStats", "Outcome",
+__all__ = ["CommittedBatch", "CounterBaseline", "Dispatcher", "DispatcherClosed", "DispatcherStats", "Outcome",
            "RawRejection", "RejectionRecord", "Status"]

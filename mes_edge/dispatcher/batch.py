@@ -8,6 +8,7 @@ from typing import Any
 
 from mes_edge.dispatcher.outcome import (
     CommittedBatch,
+    CounterBaseline,
     Outcome,
     RawRejection,
     RejectionRecord,
@@ -49,9 +50,16 @@ class BatchBuilder:
         self._now = datetime.now(UTC)
         self.committed = CommittedBatch()
 
-    def add(self, item: Event | RawRejection) -> Outcome:
+    def add(self, item: Event | RawRejection | CounterBaseline) -> Outcome:
         """Decide one item; its effects join the batch (still uncommitted)."""
+        if isinstance(item, CounterBaseline):
+            cp = item.checkpoint
+            self.checkpoints[(cp.device, cp.tag)] = cp
+            return Outcome(Status.UNCHANGED, None)
         if isinstance(item, RawRejection):
+            if item.checkpoint is not None:
+                cp = item.checkpoint
+                self.checkpoints[(cp.device, cp.tag)] = cp
             return self._reject_raw(item)
         event = item
         if event.event_id in self._batch_ids or event.event_id in self._known or (

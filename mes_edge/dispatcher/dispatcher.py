@@ -24,13 +24,19 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from mes_edge.dispatcher.batch import BatchBuilder
-from mes_edge.dispatcher.outcome import CommittedBatch, Outcome, RawRejection, Status
+from mes_edge.dispatcher.outcome import (
+    CommittedBatch,
+    CounterBaseline,
+    Outcome,
+    RawRejection,
+    Status,
+)
 from mes_edge.domain import ConfirmationsDue, Event, MemoryState, PlantRules
 from mes_edge.store import Store
 
 log = logging.getLogger(__name__)
 
-Item = Event | RawRejection
+Item = Event | RawRejection | CounterBaseline
 Listener = Callable[[CommittedBatch], Any]
 
 
@@ -208,7 +214,7 @@ class Dispatcher:
 
     @staticmethod
     def _storage_rejection(item: Item, err: Exception) -> RawRejection:
-        if isinstance(item, RawRejection):
+        if not isinstance(item, Event):
             return RawRejection(source=item.source, reason_code="storage",
                                 reason=f"cannot be stored: {err}"[:2000], payload=None)
         return RawRejection(source=item.source, reason_code="storage",

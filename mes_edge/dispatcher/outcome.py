@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mes_edge.domain import Confirmation, Downtime, Event, Notice, WorkCenterState, WorkOrder
+from mes_edge.domain import (
+    Checkpoint,
+    Confirmation,
+    Downtime,
+    Event,
+    Notice,
+    WorkCenterState,
+    WorkOrder,
+)
 
 
 class Status(enum.StrEnum):
@@ -47,6 +55,14 @@ class RawRejection:
     work_center: str | None = None
     actor: str | None = None
     received_ts: datetime | None = None
+    checkpoint: Checkpoint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CounterBaseline:
+    """A counter reading that counts nothing (first reading, re-baseline): only its checkpoint."""
+
+    checkpoint: Checkpoint
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,225 @@
+"""The plant file: one YAML document, validated by pydantic, secrets from the environment.
+
+Every model forbids unknown keys, so a typo is an error that names its path instead of a
+setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from drivers.modbus.config import ModbusDeviceConfig
+from drivers.mqtt.config import MqttConfig
+from drivers.opcua.config import OpcUaDeviceConfig
+from mes_edge.domain import CountingSource, MachineState
+
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+class Strict(BaseModel):
+    """Base of every config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(Strict):
+    """Where the state lives: SQLite file by default, PostgreSQL for production."""
+
+    url: str = "sqlite+aiosqlite:///./data/mes-edge.db"
+    auto_migrate: bool = Field(True, description="upgrade the schema at start-up")
+
+
+class ApiSettings(Strict):
+    """The HTTP API and tablet UI."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+
+class ErpSettings(Strict):
+    """Exchange with the ERP / planning core."""
+
+    mode: Literal["pull", "push"] = "pull"
+    push_url: str | None = None
+    push_token: SecretStr | None = None
+    keep_confirmations_days: int = Field(90, ge=1)
+
+
+class ReasonCode(Strict):
+    """A scrap or downtime reason operators can pick, with its text per language."""
+
+    code: Name
+    text: dict[str, str] = Field(default_factory=dict)
+
+
+class ConfirmationSettings(Strict):
+    """When confirmations are written (DESIGN section 4)."""
+
+    on_report: bool = True
+    on_complete: bool = True
+    every_units: int | None = Field(None, ge=1)
+    every_seconds: float | None = Field(None, gt=0)
+
+
+class ProductionSettings(Strict):
+    """Plant-wide production rules."""
+
+    tolerance_pct: float = Field(0.0, ge=0, le=100, description="over-production tolerance")
+    auto_complete: bool = False
+    confirmation: ConfirmationSettings = ConfirmationSettings()
+    scrap_reasons: list[ReasonCode] = Field(default_factory=list)
+    downtime_reasons: list[ReasonCode] = Field(default_factory=list)
+    max_quantity_per_event: int = Field(100_000, ge=1)
+
+
+class WorkCenterSettings(Strict):
+    """A work center and who counts its production."""
+
+    id: Name
+    name: str = ""
+    counting: CountingSource = CountingSource.OPERATOR
+    ideal_cycle_s: float | None = Field(None, gt=0)
+
+
+class ModbusDevice(ModbusDeviceConfig):
+    """A Modbus TCP PLC."""
+
+    driver: Literal["modbus"]
+
+
+class OpcUaDevice(OpcUaDeviceConfig):
+    """An OPC UA PLC."""
+
+    driver: Literal["opcua"]
+
+
+Device = Annotated[ModbusDevice | OpcUaDevice, Field(discriminator="driver")]
+
+
+class TagRef(Strict):
+    """A tag of a configured device."""
+
+    device: Name
+    tag: str = Field(min_length=1)
+
+
+class CounterRule(TagRef):
+    """A PLC counter whose increments are good, scrap or rework units."""
+
+    counts: Literal["good", "scrap", "rework"] = "good"
+    scrap_reason: str | None = None
+    bits: Literal[16, 32, 64] = 32
+    on_reset: Literal["count", "baseline"] = Field(
+        "count", description="after a drop: count the new value as produced, or only re-baseline")
+    max_delta: int = Field(10_000, ge=1, description="a larger jump is refused, not counted")
+
+
+class StateRule(TagRef):
+    """A PLC state code mapped to running / idle / down / setup."""
+
+    map: dict[int, MachineState] = Field(default_factory=lambda: {
+        1: MachineState.RUNNING, 2: MachineState.IDLE, 3: MachineState.DOWN, 4: MachineState.SETUP})
+
+
+class TriggerRule(TagRef):
+    """A bool tag whose edge becomes an operation command on the work center."""
+
+    edge: Literal["rising", "falling"] = "rising"
+    action: Literal["pause", "resume", "complete"]
+
+
+class ScanPattern(Strict):
+    """A barcode pattern; named groups become fields (order, operation, badge, serial, lot)."""
+
+    kind: Literal["order_operation", "operator", "serial", "lot"]
+    pattern: str
+
+    @model_validator(mode="after")
+    def _compiles(self) -> ScanPattern:
+        try:
+            re.compile(self.pattern)
+        except re.error as err:
+            raise ValueError(f"pattern does not compile: {err}") from err
+        return self
+
+
+DEFAULT_SCAN_PATTERNS = [
+    ScanPattern(kind="order_operation", pattern=r"^WO:(?P<order>[^/]+)/(?P<operation>\d+)$"),
+    ScanPattern(kind="operator", pattern=r"^OP:(?P<badge>\S+)$"),
+    ScanPattern(kind="serial", pattern=r"^SN:(?P<serial>\S+)$"),
+    ScanPattern(kind="lot", pattern=r"^LOT:(?P<material>[^/]+)/(?P<lot>\S+)$"),
+]
+
+
+class RuleSettings(Strict):
+    """How the signals of one work center become events."""
+
+    work_center: Name
+    counters: list[CounterRule] = Field(default_factory=list)
+    state: StateRule | None = None
+    triggers: list[TriggerRule] = Field(default_factory=list)
+
+
+class Settings(BaseSettings):
+    """The whole plant configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="MES_EDGE_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    site: Name
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: MqttConfig | None = None
+    api: ApiSettings = ApiSettings()
+    erp: ErpSettings = ErpSettings()
+    production: ProductionSettings = ProductionSettings()
+    work_centers: list[WorkCenterSettings] = Field(min_length=1)
+    devices: list[Device] = Field(default_factory=list)
+    rules: list[RuleSettings] = Field(default_factory=list)
+    scan_patterns: list[ScanPattern] = Field(default_factory=lambda: list(DEFAULT_SCAN_PATTERNS))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (MES_EDGE_DATABASE__URL=...), e.g. for secrets.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        wcs = [w.id for w in self.work_centers]
+        _unique("work_centers", wcs)
+        _unique("devices", [d.name for d in self.devices])
+        tags = {d.name: {t.name for t in d.tags} for d in self.devices}
+        for i, rule in enumerate(self.rules):
+            if rule.work_center not in wcs:
+                raise ValueError(f"rules[{i}].work_center: unknown work center {rule.work_center!r}"
+                                 f" (known: {', '.join(wcs)})")
+            refs: list[tuple[str, TagRef]] = [(f"counters[{j}]", c) for j, c in enumerate(rule.counters)]
+            refs += [(f"triggers[{j}]", t) for j, t in enumerate(rule.triggers)]
+            if rule.state:
+                refs.append(("state", rule.state))
+            for where, ref in refs:
+                if ref.device not in tags:
+                    raise ValueError(f"rules[{i}].{where}.device: unknown device {ref.device!r}")
+                if ref.tag not in tags[ref.device]:
+                    raise ValueError(f"rules[{i}].{where}.tag: device {ref.device!r} has no tag "
+                                     f"{ref.tag!r}")
+        return self
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            raise ValueError(f"{what}[{i}]: {n!r} is defined twice")
+        seen.add(n)
