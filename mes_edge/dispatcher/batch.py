@@ -16,6 +16,7 @@ from mes_edge.dispatcher.outcome import (
 )
 from mes_edge.domain import (
     Checkpoint,
+    ConfirmationsDue,
     Decision,
     Event,
     MemoryState,
@@ -57,26 +58,32 @@ class BatchBuilder:
             self.checkpoints[(cp.device, cp.tag)] = cp
             return Outcome(Status.UNCHANGED, None)
         if isinstance(item, RawRejection):
+            if item.event_id is not None and self._seen(item.event_id):
+                return Outcome(Status.DUPLICATE, item.event_id)
+            if item.event_id is not None:
+                self._batch_ids.add(item.event_id)
+                self.new_ids.append(item.event_id)
             if item.checkpoint is not None:
                 cp = item.checkpoint
                 self.checkpoints[(cp.device, cp.tag)] = cp
             return self._reject_raw(item)
         event = item
-        if event.event_id in self._batch_ids or event.event_id in self._known or (
-                event.event_id in self._recent):
+        if self._seen(event.event_id):
             return Outcome(Status.DUPLICATE, event.event_id)
         if event.checkpoint is not None:
             cp = event.checkpoint
             # Counts derived from a reading are settled (accepted or refused) once: advance.
             self.checkpoints[(cp.device, cp.tag)] = cp
         result = apply(self.view, self.rules, event)
-        if isinstance(result, Rejection):
-            return self._reject(event, result)
-        if not result.changed:
-            return Outcome(Status.UNCHANGED, event.event_id)
-        self.seq += 1
         self._batch_ids.add(event.event_id)
         self.new_ids.append(event.event_id)
+        if isinstance(result, Rejection):
+            return self._reject(event, result)
+        if not result.changed and isinstance(event, ConfirmationsDue):
+            return Outcome(Status.UNCHANGED, event.event_id)  # an idle timer tick: not logged
+        # Events that change nothing are logged too: a redelivery must meet the same verdict
+        # whatever happened in between, so every settled id is remembered.
+        self.seq += 1
         self._rows.events.append({
             "seq": self.seq, "event_id": event.event_id, "type": event.kind,
             "work_center": event.work_center_ref, "order_id": event.order_ref,
@@ -101,7 +108,11 @@ class BatchBuilder:
             self._downtimes[dt.downtime_id] = (dt, self.seq)
             self.committed.downtimes.append(dt)
         self.committed.notices.extend(result.notices)
-        return Outcome(Status.ACCEPTED, event.event_id, seq=self.seq)
+        status = Status.ACCEPTED if result.changed else Status.UNCHANGED
+        return Outcome(status, event.event_id, seq=self.seq)
+
+    def _seen(self, event_id: str) -> bool:
+        return event_id in self._batch_ids or event_id in self._known or event_id in self._recent
 
     def _reject(self, event: Event, rejection: Rejection) -> Outcome:
         self.rejection += 1

@@ -228,7 +228,9 @@ class Dispatcher:
 
     async def _commit(self, items: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
         t0 = time.perf_counter()
-        ids = [i.event_id for i, _ in items if isinstance(i, Event) and not self._is_known(i.event_id)]
+        ids = [i.event_id for i, _ in items
+               if isinstance(i, Event | RawRejection) and i.event_id is not None
+               and not self._is_known(i.event_id)]
         known = await self.store.known_event_ids(ids) if ids else set()
         builder = BatchBuilder(self.state, self.rules, seq=self._seq, cursor=self._cursor,
                                rejection=self._rejection, known=known, recent=self._recent)

@@ -44,6 +44,11 @@ def apply(view: StateView, rules: PlantRules, event: Event) -> Decision | Reject
     handler = _HANDLERS.get(type(event))
     if handler is None:
         return Rejection(RejectCode.INVALID, f"unknown event type {type(event).__name__}")
+    # A naive time cannot be compared with the aware ones already in the state: accepting
+    # one would make every later timer tick fail (TypeError) instead of being decided.
+    if any(ts is not None and ts.utcoffset() is None
+           for ts in (event.source_ts, event.received_ts)):
+        return Rejection(RejectCode.INVALID, "event times must carry a UTC offset")
     decision = Decision()
     try:
         handler(view, rules, event, decision)

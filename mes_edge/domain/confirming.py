@@ -79,7 +79,11 @@ def reverse(view: StateView, rules: PlantRules, event: ConfirmationReversed, dec
     check_chain(order, rules)
     if order.status == OrderStatus.COMPLETED and op.status != OperationStatus.COMPLETED:
         order = order.with_(status=OrderStatus.IN_PROGRESS, actual_end=None)
-    decision.orders[order.order_id] = order
+    # Imported here because orders imports this module. Taking good back may leave the
+    # successor with nothing handed over: it is waiting again, not ready.
+    from mes_edge.domain.orders import refresh_readiness
+
+    decision.orders[order.order_id] = refresh_readiness(order)
     decision.confirmations.append(
         Confirmation(
             confirmation_id=confirmation_id(event.event_id, order.order_id, op.op_no, "reversal"),

@@ -116,13 +116,15 @@ class Store:
         return Loaded(state, int(last_seq), int(last_cursor), int(last_rej), checkpoints)
 
     async def known_event_ids(self, ids: Sequence[str]) -> set[str]:
-        """Which of these event ids are already in the event log."""
+        """Which of these event ids were settled before (in the event log or refused)."""
         found: set[str] = set()
         async with self.engine.connect() as conn:
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
-                rows = await conn.execute(select(events.c.event_id).where(events.c.event_id.in_(chunk)))
-                found.update(r.event_id for r in rows)
+                for table in (events, rejected_events):
+                    rows = await conn.execute(
+                        select(table.c.event_id).where(table.c.event_id.in_(chunk)))
+                    found.update(r.event_id for r in rows)
         return found
 
     async def write(self, batch: BatchWrite) -> None:

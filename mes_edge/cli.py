@@ -1,0 +1,174 @@
+"""The `mes-edge` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from mes_edge.config import ConfigError, Settings, load_settings
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for noisy in ("asyncua", "pymodbus", "amqtt", "transitions", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(path: str) -> Settings:
+    try:
+        return load_settings(path)
+    except ConfigError as err:
+        print(f"mes-edge: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+
+
+async def wait_for_stop_signal() -> None:
+    """Return on SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _run(settings: Settings) -> None:
+    from mes_edge.api.app import create_api
+    from mes_edge.app.service import EdgeService
+
+    service = EdgeService(settings, api_factory=create_api)
+    await service.start()
+    try:
+        await wait_for_stop_signal()
+    finally:
+        await service.stop()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the service until SIGINT/SIGTERM."""
+    asyncio.run(_run(_load(args.config)))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a plant file and summarise it."""
+    s = _load(args.file)
+    print(f"{args.file}: OK - site {s.site!r}, {len(s.work_centers)} work centers "
+          f"({', '.join(w.id for w in s.work_centers)}), {len(s.devices)} devices, "
+          f"{len(s.rules)} rule sets, database {s.database.url.split('://')[0]}, "
+          f"MQTT {'on' if s.mqtt else 'off'}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """Schema upgrade, and replay verification of the event log."""
+    from mes_edge.store import upgrade_sync
+
+    s = _load(args.config)
+    if args.db_command == "upgrade":
+        upgrade_sync(s.database.url, args.revision)
+        print(f"database at {args.revision}")
+        return 0
+
+    async def verify() -> int:
+        from mes_edge.app.plant import plant_rules
+        from mes_edge.dispatcher.replay import verify as replay_verify
+        from mes_edge.store import Store
+
+        store = await Store.open(s.database.url, migrate=False)
+        try:
+            report = await replay_verify(store, plant_rules(s))
+        finally:
+            await store.close()
+        if report.equal:
+            print(f"replayed {report.events} events: the stored WIP equals the event log")
+            return 0
+        print(f"replayed {report.events} events: {len(report.differences)} differences:")
+        for line in report.differences[:50]:
+            print(f"  {line}")
+        return 1
+
+    return asyncio.run(verify())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The virtual factory in one command."""
+    from mes_edge.demo import run_demo
+
+    return run_demo(args)
+
+
+def cmd_sim(args: argparse.Namespace, rest: list[str]) -> int:
+    """Run one simulator on its own."""
+    import importlib
+
+    module = {"modbus": "simulators.modbus_plc", "opcua": "simulators.opcua_plc",
+              "scanner": "simulators.scanner", "erp": "simulators.erp"}[args.simulator]
+    main = importlib.import_module(module).main
+    result = main(rest)
+    return int(result or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used for --help)."""
+    p = argparse.ArgumentParser(prog="mes-edge", description="Shop-floor MES edge service.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the service with a plant file")
+    run.add_argument("--config", required=True, help="plant YAML file")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a plant file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    db = sub.add_parser("db", help="database schema and event log")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="migrate the schema (Alembic)")
+    up.add_argument("--config", required=True)
+    up.add_argument("--revision", default="head")
+    ver = db_sub.add_parser("verify", help="replay the event log and compare with stored WIP")
+    ver.add_argument("--config", required=True)
+    db.set_defaults(func=cmd_db)
+
+    demo = sub.add_parser("demo", help="run the virtual factory")
+    demo.add_argument("--config", default=None, help="plant file (default: the embedded demo)")
+    demo.add_argument("--data-dir", default="mes-edge-data")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--mqtt-url", default=None, help="use this broker instead of the built-in one")
+    demo.add_argument("--duration", type=float, default=None,
+                      help="run this many seconds, then drain and reconcile")
+    demo.add_argument("--speed", type=float, default=1.0, help="simulated time factor")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo)
+
+    sim = sub.add_parser("sim", help="run one simulator (arguments after the name go to it)")
+    sim.add_argument("simulator", choices=["modbus", "opcua", "scanner", "erp"])
+    sim.set_defaults(func=None)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv[:1] == ["sim"] or (len(argv) > 1 and argv[0] in ("-v", "--verbose") and argv[1] == "sim"):
+        args, rest = parser.parse_known_args(argv)
+        _setup_logging(args.verbose)
+        return cmd_sim(args, rest)
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
