@@ -231,13 +231,15 @@ class Dispatcher:
         ids = [i.event_id for i, _ in items
                if isinstance(i, Event | RawRejection) and i.event_id is not None
                and not self._is_known(i.event_id)]
-        known = await self.store.known_event_ids(ids) if ids else set()
-        builder = BatchBuilder(self.state, self.rules, seq=self._seq, cursor=self._cursor,
-                               rejection=self._rejection, known=known, recent=self._recent)
-        outcomes = [builder.add(item) for item, _ in items]
-        rows, committed = builder.finish()
-        if rows:
-            await self.store.write(rows)
+        # Dedup lookup and writes share one transaction: one connection, one commit.
+        async with self.store.transaction() as conn:
+            known = await self.store.known_event_ids(ids, conn) if ids else set()
+            builder = BatchBuilder(self.state, self.rules, seq=self._seq, cursor=self._cursor,
+                                   rejection=self._rejection, known=known, recent=self._recent)
+            outcomes = [builder.add(item) for item, _ in items]
+            rows, committed = builder.finish()
+            if rows:
+                await self.store.write(rows, conn)
         # Committed: only now does the batch become part of the state everyone sees.
         self.state.merge(builder.decision)
         self._seq, self._cursor, self._rejection = builder.seq, builder.cursor, builder.rejection

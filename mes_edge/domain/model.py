@@ -1,6 +1,6 @@
 """The WIP model's state: work orders, their routing operations, work centers, confirmations.
 
-All state objects are frozen; a change makes a new object (dataclasses.replace), so the dispatcher
+All state objects are frozen; a change makes a new object (evolve), so the dispatcher
 can apply a batch to copies and throw them away if the transaction fails.
 Quantities are whole units of the order's unit of measure (int): counting is exact.
 """
@@ -8,8 +8,31 @@ Quantities are whole units of the order's unit of measure (int): counting is exa
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from typing import TypeVar
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+
+_T = TypeVar("_T")
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def evolve(obj: _T, changes: dict[str, object]) -> _T:
+    """A copy of a frozen slots dataclass with some fields changed.
+
+    What dataclasses.replace does, without re-running __init__: these objects have no
+    validation in __init__, and this sits on the hot path of every count (about 5x faster).
+    """
+    cls = type(obj)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    for key in changes:
+        if key not in names:
+            raise TypeError(f"{cls.__name__} has no field {key!r}")
+    new = object.__new__(cls)
+    for name in names:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(obj, name))
+    return new
 
 
 class OrderStatus(enum.StrEnum):
@@ -176,7 +199,7 @@ class Operation:
         return self.status not in (OperationStatus.COMPLETED, OperationStatus.CANCELLED)
 
     def with_(self, **changes: object) -> Operation:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return evolve(self, changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,10 +240,10 @@ class WorkOrder:
     def with_op(self, index: int, op: Operation) -> WorkOrder:
         ops = list(self.operations)
         ops[index] = op
-        return replace(self, operations=tuple(ops))
+        return evolve(self, {"operations": tuple(ops)})
 
     def with_(self, **changes: object) -> WorkOrder:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return evolve(self, changes)
 
     def handed_over(self, index: int) -> int:
         """Input available in total to operation `index`: the order qty, or the predecessor's good."""
@@ -258,4 +281,4 @@ class WorkCenterState:
     recent_downtimes: tuple[Downtime, ...] = ()  # closed ones still open for a reason
 
     def with_(self, **changes: object) -> WorkCenterState:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return evolve(self, changes)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -115,22 +115,32 @@ class Store:
             last_rej = (await conn.scalar(select(func.max(rejected_events.c.id)))) or 0
         return Loaded(state, int(last_seq), int(last_cursor), int(last_rej), checkpoints)
 
-    async def known_event_ids(self, ids: Sequence[str]) -> set[str]:
+    async def known_event_ids(self, ids: Sequence[str],
+                              conn: AsyncConnection | None = None) -> set[str]:
         """Which of these event ids were settled before (in the event log or refused)."""
+        if conn is None:
+            async with self.engine.connect() as own:
+                return await self.known_event_ids(ids, own)
         found: set[str] = set()
-        async with self.engine.connect() as conn:
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                for table in (events, rejected_events):
-                    rows = await conn.execute(
-                        select(table.c.event_id).where(table.c.event_id.in_(chunk)))
-                    found.update(r.event_id for r in rows)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            stmt = union_all(
+                select(events.c.event_id).where(events.c.event_id.in_(chunk)),
+                select(rejected_events.c.event_id).where(rejected_events.c.event_id.in_(chunk)))
+            found.update(r[0] for r in await conn.execute(stmt))
         return found
 
-    async def write(self, batch: BatchWrite) -> None:
+    def transaction(self) -> Any:
+        """`async with store.transaction() as conn:` one transaction, committed on exit."""
+        return self.engine.begin()
+
+    async def write(self, batch: BatchWrite, conn: AsyncConnection | None = None) -> None:
         """Write a whole batch in ONE transaction: all of it commits, or none of it."""
-        async with self.engine.begin() as conn:
+        if conn is not None:
             await self._write(conn, batch)
+            return
+        async with self.engine.begin() as own:
+            await self._write(own, batch)
 
     async def _write(self, conn: AsyncConnection, b: BatchWrite) -> None:
         if b.events:
