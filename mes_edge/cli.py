@@ -99,6 +99,37 @@ def cmd_db(args: argparse.Namespace) -> int:
     return asyncio.run(verify())
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """Create or revoke API tokens."""
+    from mes_edge.store import Store
+    from mes_edge.store.tokens import Role, create_token, revoke_token
+
+    s = _load(args.config)
+
+    async def go() -> int:
+        store = await Store.open(s.database.url, migrate=s.database.auto_migrate)
+        try:
+            if args.token_command == "create":
+                known = {w.id for w in s.work_centers}
+                unknown = [w for w in args.work_center if w not in known]
+                if unknown:
+                    print(f"mes-edge: unknown work center {unknown[0]!r}", file=sys.stderr)
+                    return 2
+                try:
+                    token = await create_token(store, Role(args.role),
+                                               args.name or f"{args.role} token", args.work_center)
+                except ValueError as err:
+                    print(f"mes-edge: {err}", file=sys.stderr)
+                    return 2
+                print(token)
+                return 0
+            return 0 if await revoke_token(store, args.token_id) else 1
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The virtual factory in one command."""
     from mes_edge.demo import run_demo
@@ -139,6 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
     ver = db_sub.add_parser("verify", help="replay the event log and compare with stored WIP")
     ver.add_argument("--config", required=True)
     db.set_defaults(func=cmd_db)
+
+    token = sub.add_parser("token", help="API tokens (shown once, stored hashed)")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it")
+    create.add_argument("--config", required=True)
+    create.add_argument("--role", required=True, choices=["operator", "supervisor", "erp", "admin"])
+    create.add_argument("--name", default=None)
+    create.add_argument("--work-center", action="append", default=[],
+                        help="work center an operator token may act on (repeat)")
+    revoke = token_sub.add_parser("revoke", help="revoke a token by its id (mes_<id>_...)")
+    revoke.add_argument("--config", required=True)
+    revoke.add_argument("token_id")
+    token.set_defaults(func=cmd_token)
 
     demo = sub.add_parser("demo", help="run the virtual factory")
     demo.add_argument("--config", default=None, help="plant file (default: the embedded demo)")

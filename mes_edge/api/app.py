@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from mes_edge.api import health
+from mes_edge.api import confirmations, health, orders
+from mes_edge.api.limits import BodyLimit
 from mes_edge.api.metrics import build_registry
 
 if TYPE_CHECKING:
@@ -19,5 +20,9 @@ def create_api(service: EdgeService) -> FastAPI:
                   description="Shop-floor MES edge service: ERP, operator and health API.")
     app.state.service = service
     app.state.registry = build_registry(service)
+    app.state.token_cache = {}
     app.include_router(health.router)
+    app.include_router(orders.router)
+    app.include_router(confirmations.router)
+    app.add_middleware(BodyLimit, max_bytes=service.settings.api.max_body_bytes)
     return app

@@ -189,3 +189,47 @@ confirmations = Table(
     Column("committed_at", UtcDateTime, nullable=False),
     Index("ix_confirmations_order_id", "order_id"),
 )
+
+#: API tokens: only a SHA-256 of the secret is stored; the token itself is shown once.
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", Code, nullable=False),
+    Column("work_centers", Json, nullable=False),  # operator tokens: where they may act
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+
+#: Operators who identify at a station by badge or PIN (PINs stored as scrypt hashes).
+operators = Table(
+    "operators", metadata,
+    Column("badge", Code, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("pin_hash", String(200)),
+    Column("work_centers", Json, nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+
+#: What the ERP did with each confirmation (pull acks and push results). Confirmations
+#: themselves are never edited; their delivery state lives here.
+confirmation_deliveries = Table(
+    "confirmation_deliveries", metadata,
+    Column("confirmation_id", String(36), primary_key=True),
+    Column("cursor", BigInteger, nullable=False),
+    Column("order_id", Code, nullable=False),
+    Column("state", Code, nullable=False),  # delivered | posted | error
+    Column("message", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_confirmation_deliveries_state", "state"),
+)
+
+#: Cursors: how far each consumer (the ERP pull feed, the push worker) has acknowledged.
+feed_positions = Table(
+    "feed_positions", metadata,
+    Column("consumer", Code, primary_key=True),
+    Column("cursor", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,101 @@
+"""ERP endpoints for confirmations: the pull feed (JSON or B2MML), acks, reversals."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from mes_edge.api.deps import ErpDep, ServiceDep, SupervisorDep
+from mes_edge.api.schemas import AckIn, AckOut, ConfirmationOut, ConfirmationPage, ReasonIn
+from mes_edge.api.submit import submit
+from mes_edge.domain import ConfirmationReversed
+from mes_edge.store import codec, feed
+
+router = APIRouter(prefix="/api/v1/confirmations", tags=["confirmations (ERP)"])
+PULL = "erp-pull"
+
+
+def confirmation_out(row: Any) -> ConfirmationOut:
+    """The public view of a confirmations row."""
+    return ConfirmationOut(
+        confirmation_id=row.confirmation_id, cursor=row.cursor, order_id=row.order_id,
+        operation=row.op_no, work_center=row.work_center, yield_qty=row.yield_qty,
+        scrap=row.scrap_qty, rework=row.rework_qty, unit=row.unit,
+        scrap_reasons=dict(row.scrap_reasons), final=row.final, actual_start=row.actual_start,
+        actual_end=row.actual_end, posting_date=row.posting_date, personnel=row.personnel,
+        reverses=row.reverses, reason=row.reason, external_key=row.event_id,
+        delivery=getattr(row, "delivery", None))
+
+
+@router.get("", response_model=ConfirmationPage,
+            responses={410: {"description": "the cursor is older than what is kept"},
+                       200: {"content": {"application/xml": {
+                           "schema": {"type": "string",
+                                      "description": "B2MML V0700 ShowOperationsPerformance"}}}}})
+async def list_confirmations(
+    request: Request, service: ServiceDep, principal: ErpDep,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    """Confirmations and reversals in commit order after `after`; at-least-once (dedup by
+    confirmation_id). `Accept: application/xml` gives B2MML ShowOperationsPerformance."""
+    assert service.store is not None
+    floor = await feed.retention_floor(service.store)
+    if after < floor:
+        raise HTTPException(status.HTTP_410_GONE,
+                            f"cursor {after} is older than what is kept (from {floor}); "
+                            "resynchronise from the work orders")
+    rows = await feed.page(service.store, after, limit + 1)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = rows[-1].cursor if rows else after
+    if "application/xml" in request.headers.get("accept", ""):
+        from mes_edge.erp.b2mml import show_operations_performance
+
+        xml = show_operations_performance(
+            [(r.cursor, codec.confirmation_from_row(r)) for r in rows],
+            release_id=str(uuid.uuid4()), next_cursor=next_cursor)
+        return Response(xml, media_type="application/xml",
+                        headers={"X-Next-Cursor": str(next_cursor),
+                                 "X-Has-More": "true" if has_more else "false"})
+    page = ConfirmationPage(confirmations=[confirmation_out(r) for r in rows],
+                            next_cursor=next_cursor, has_more=has_more)
+    return JSONResponse(page.model_dump(mode="json", by_alias=True))
+
+
+@router.post("/ack", response_model=AckOut)
+async def ack_confirmations(body: AckIn, service: ServiceDep, principal: ErpDep) -> AckOut:
+    """Everything up to `cursor` is delivered; per confirmation: posted, or error + message."""
+    assert service.store is not None
+    delivered, applied = await feed.ack(
+        service.store, PULL, body.cursor,
+        [(r.confirmation_id, r.status, r.message) for r in body.results])
+    return AckOut(cursor=body.cursor, delivered=delivered, results=applied)
+
+
+@router.post("/{confirmation_id}/reverse", response_model=ConfirmationOut,
+             status_code=status.HTTP_201_CREATED)
+async def reverse_confirmation(confirmation_id: str, service: ServiceDep,
+                               principal: SupervisorDep,
+                               body: Annotated[ReasonIn, Body()]) -> ConfirmationOut:
+    """Reverse a confirmation (a correction is a reversal plus a new report)."""
+    assert service.dispatcher is not None and service.store is not None
+    original = service.dispatcher.state.confirmation(confirmation_id)
+    if original is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown confirmation {confirmation_id}")
+    if not body.reason:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            [{"loc": ["body", "reason"], "msg": "a reversal needs a reason"}])
+    await submit(service, ConfirmationReversed(
+        event_id=f"http:{uuid.uuid4()}", source=f"api:{principal.role}:{principal.token_id}",
+        actor=principal.name, order_id=original.order_id, confirmation_id=confirmation_id,
+        reason=body.reason))
+    reversal_id = service.dispatcher.state.reversal_of(confirmation_id)
+    from mes_edge.store.tables import confirmations
+
+    rows = await service.store.rows(confirmations,
+                                    confirmations.c.confirmation_id == reversal_id)
+    return confirmation_out(rows[0])

@@ -1,0 +1,86 @@
+"""Typed dependencies: the service, the caller (token -> principal), role checks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from mes_edge.store.tokens import Principal, Role, authenticate
+
+if TYPE_CHECKING:
+    from mes_edge.app.service import EdgeService
+
+COOKIE = "mes_token"
+_CACHE_SECONDS = 5.0
+
+
+def get_service(request: Request) -> EdgeService:
+    """The running service this API belongs to."""
+    service: EdgeService = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated["EdgeService", Depends(get_service)]
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    return request.cookies.get(COOKIE)
+
+
+async def get_principal(request: Request) -> Principal:
+    """The authenticated caller; 401 without a valid token (Bearer header or tablet cookie)."""
+    secret = _token(request)
+    if not secret:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a token is needed",
+                            headers={"WWW-Authenticate": "Bearer"})
+    cache: dict[str, tuple[float, Principal | None]] = request.app.state.token_cache
+    hit = cache.get(secret)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < _CACHE_SECONDS:
+        principal = hit[1]
+    else:
+        principal = await authenticate(request.app.state.service.store, secret)
+        if len(cache) > 1000:
+            cache.clear()
+        cache[secret] = (now, principal)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets only these roles (and admin) through: 403 for the others."""
+    allowed = {*roles, Role.ADMIN}
+
+    async def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"role {principal.role} may not do this "
+                                f"(needs {' or '.join(sorted(r.value for r in allowed))})")
+        return principal
+
+    return check
+
+
+ErpDep = Annotated[Principal, Depends(require(Role.ERP))]
+SupervisorDep = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
+ErpOrSupervisorDep = Annotated[Principal, Depends(require(Role.ERP, Role.SUPERVISOR))]
+AnyRoleDep = PrincipalDep
+
+
+def check_work_center(principal: Principal, work_center: str) -> None:
+    """403 unless the caller may act on this work center."""
+    if not principal.may_act_on(work_center):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"this token may not act on work center {work_center}")

@@ -1,0 +1,156 @@
+"""ERP endpoints for work orders: import (JSON or B2MML), read with WIP, hold/release/cancel."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
+from pydantic import AwareDatetime, ValidationError
+
+from mes_edge.api.deps import ErpDep, ErpOrSupervisorDep, Principal, ServiceDep
+from mes_edge.api.schemas import ReasonIn, WorkOrderIn, WorkOrderList, WorkOrderOut, order_out
+from mes_edge.api.submit import submit
+from mes_edge.dispatcher import Status
+from mes_edge.domain import OrderAction, OrderCommand, OrderReceived, OrderSpec, OrderStatus
+
+router = APIRouter(prefix="/api/v1/work-orders", tags=["work orders (ERP)"])
+
+XML_TYPES = ("application/xml", "text/xml")
+
+
+def _source(p: Principal) -> dict[str, Any]:
+    return {"event_id": f"http:{uuid.uuid4()}", "source": f"api:{p.role}:{p.token_id}",
+            "actor": p.name}
+
+
+async def _spec_from_xml(raw: bytes, order_id: str) -> OrderSpec:
+    from mes_edge.erp.b2mml import B2mmlError, parse_operations_schedule
+
+    try:
+        specs = parse_operations_schedule(raw)
+    except B2mmlError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[
+            {"loc": [p.location] if hasattr(p, "location") else [], "msg": str(p)}
+            for p in getattr(err, "problems", [err])]) from err
+    matching = [s for s in specs if s.order_id == order_id]
+    if len(matching) != 1:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[{
+            "loc": ["body", "OperationsRequest", "ID"],
+            "msg": f"the document must hold exactly one OperationsRequest with ID {order_id}"}])
+    return matching[0]
+
+
+@router.put(
+    "/{order_id}", response_model=WorkOrderOut,
+    responses={201: {"model": WorkOrderOut}, 409: {"description": "older revision"},
+               422: {"description": "invalid order"}},
+    openapi_extra={"requestBody": {"content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/WorkOrderIn"}},
+        "application/xml": {"schema": {"type": "string",
+                                       "description": "B2MML V0700 ProcessOperationsSchedule"}},
+    }, "required": True}},
+)
+async def put_work_order(order_id: str, request: Request, response: Response, service: ServiceDep,
+                         principal: ErpDep) -> WorkOrderOut:
+    """Create or change a work order. The same revision again changes nothing; an older one is
+    refused (409); a newer one applies to what has not started and puts a started order on
+    hold with the reason."""
+    _check_id(order_id)
+    raw = await request.body()
+    if request.headers.get("content-type", "").split(";")[0].strip() in XML_TYPES:
+        spec = await _spec_from_xml(raw, order_id)
+    else:
+        try:
+            body = WorkOrderIn.model_validate_json(raw)
+        except ValidationError as err:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[
+                {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                for e in err.errors(include_url=False, include_input=False)]) from err
+        spec = body.to_spec(order_id)
+    assert service.dispatcher is not None
+    existed = service.dispatcher.state.order(order_id) is not None
+    outcome = await submit(service, OrderReceived(spec=spec, **_source(principal)))
+    order = service.dispatcher.state.order(order_id)
+    assert order is not None
+    if not existed and outcome.status == Status.ACCEPTED:
+        response.status_code = status.HTTP_201_CREATED
+    return order_out(order)
+
+
+def _check_id(order_id: str) -> None:
+    if not order_id or len(order_id) > 64 or any(c in order_id for c in " \t\r\n#?"):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=[{"loc": ["path", "order_id"], "msg": "invalid order id"}])
+
+
+@router.get("/{order_id}", response_model=WorkOrderOut)
+async def get_work_order(order_id: str, service: ServiceDep,
+                         principal: ErpOrSupervisorDep) -> WorkOrderOut:
+    """The order with per-operation quantities, state, actual start and projected finish."""
+    assert service.dispatcher is not None
+    order = service.dispatcher.state.order(order_id)
+    if order is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown work order {order_id}")
+    return order_out(order)
+
+
+@router.get("", response_model=WorkOrderList)
+async def list_work_orders(
+    service: ServiceDep, principal: ErpOrSupervisorDep,
+    status_: Annotated[list[OrderStatus] | None, Query(alias="status")] = None,
+    changed_since: AwareDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> WorkOrderList:
+    """Orders filtered by status and by last change, most recently changed first."""
+    assert service.dispatcher is not None
+    orders = list(service.dispatcher.state.orders())
+    if status_:
+        orders = [o for o in orders if o.status in status_]
+    if changed_since is not None:
+        orders = [o for o in orders if o.updated_at and o.updated_at > changed_since]
+    orders.sort(key=lambda o: o.updated_at or datetime.min.replace(tzinfo=changed_since.tzinfo
+                                                                    if changed_since else None),
+                reverse=True)
+    page = [order_out(o) for o in orders[:limit]]
+    return WorkOrderList(work_orders=page, count=len(page))
+
+
+async def _command(order_id: str, action: OrderAction, body: ReasonIn | None,
+                   service: ServiceDep, principal: Principal) -> WorkOrderOut:
+    reason = body.reason if body else None
+    await submit(service, OrderCommand(order_id=order_id, action=action, reason=reason,
+                                       **_source(principal)))
+    assert service.dispatcher is not None
+    order = service.dispatcher.state.order(order_id)
+    assert order is not None
+    return order_out(order)
+
+
+@router.post("/{order_id}/hold", response_model=WorkOrderOut)
+async def hold(order_id: str, service: ServiceDep, principal: ErpOrSupervisorDep,
+               body: Annotated[ReasonIn | None, Body()] = None) -> WorkOrderOut:
+    """Put the order on hold: running operations pause, no report is accepted."""
+    return await _command(order_id, OrderAction.HOLD, body, service, principal)
+
+
+@router.post("/{order_id}/release", response_model=WorkOrderOut)
+async def release(order_id: str, service: ServiceDep, principal: ErpOrSupervisorDep,
+                  body: Annotated[ReasonIn | None, Body()] = None) -> WorkOrderOut:
+    """Release a planned order, or one on hold."""
+    return await _command(order_id, OrderAction.RELEASE, body, service, principal)
+
+
+@router.post("/{order_id}/cancel", response_model=WorkOrderOut)
+async def cancel(order_id: str, service: ServiceDep, principal: ErpOrSupervisorDep,
+                 body: Annotated[ReasonIn | None, Body()] = None) -> WorkOrderOut:
+    """Cancel the order; what a started order already made is confirmed first."""
+    return await _command(order_id, OrderAction.CANCEL, body, service, principal)
+
+
+@router.post("/{order_id}/close", response_model=WorkOrderOut)
+async def close(order_id: str, service: ServiceDep, principal: ErpOrSupervisorDep,
+                body: Annotated[ReasonIn | None, Body()] = None) -> WorkOrderOut:
+    """Close a completed or cancelled order."""
+    return await _command(order_id, OrderAction.CLOSE, body, service, principal)

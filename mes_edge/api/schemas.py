@@ -1,0 +1,231 @@
+"""Request and response models of the HTTP API (the documented external contract)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from mes_edge.domain import (
+    ComponentSpec,
+    CountingSource,
+    DemandType,
+    Operation,
+    OperationSpec,
+    OrderSpec,
+    WorkOrder,
+)
+
+Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-/]+$")]
+Qty = Annotated[int, Field(ge=1, le=100_000_000)]
+
+
+class In(BaseModel):
+    """Base of request bodies: unknown fields are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OperationIn(In):
+    """A routing operation of a work order."""
+
+    op_no: Ident = Field(description="operation number, e.g. 0010")
+    work_center: Ident
+    description: str = Field("", max_length=200)
+    planned_qty: Qty | None = Field(None, description="defaults to the order quantity")
+    counting: CountingSource | None = Field(None, description="default: the work center's")
+    ideal_cycle_s: float | None = Field(None, gt=0, le=86_400)
+
+
+class ComponentIn(In):
+    """A material the order consumes."""
+
+    material: Ident
+    quantity: Qty
+    op_no: Ident | None = None
+
+
+class WorkOrderIn(In):
+    """PUT /work-orders/{order_id}: one revision of a work order."""
+
+    revision: int = Field(ge=0, le=1_000_000, description="only moves forward")
+    material: Ident
+    quantity: Qty
+    unit: str = Field("PCE", min_length=1, max_length=16)
+    operations: list[OperationIn] = Field(min_length=1, max_length=200)
+    components: list[ComponentIn] = Field(default_factory=list, max_length=500)
+    demand_type: DemandType = DemandType.MAKE_TO_STOCK
+    sales_order: str | None = Field(None, max_length=64, description="make-to-order reference")
+    customer: str | None = Field(None, max_length=200)
+    due: AwareDatetime | None = None
+    release: bool = Field(True, description="release for production at once")
+    tolerance_pct: float | None = Field(None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _demand(self) -> Self:
+        if self.demand_type == DemandType.MAKE_TO_ORDER and not self.sales_order:
+            raise ValueError("a make_to_order work order needs its sales_order")
+        return self
+
+    def to_spec(self, order_id: str) -> OrderSpec:
+        """The domain's OrderSpec."""
+        return OrderSpec(
+            order_id=order_id, revision=self.revision, material=self.material,
+            quantity=self.quantity, unit=self.unit,
+            operations=tuple(OperationSpec(op_no=o.op_no, work_center=o.work_center,
+                                           description=o.description, planned_qty=o.planned_qty,
+                                           counting=o.counting, ideal_cycle_s=o.ideal_cycle_s)
+                             for o in self.operations),
+            components=tuple(ComponentSpec(material=c.material, quantity=c.quantity, op_no=c.op_no)
+                             for c in self.components),
+            demand_type=self.demand_type, sales_order=self.sales_order, customer=self.customer,
+            due=self.due, release=self.release, tolerance_pct=self.tolerance_pct)
+
+
+class ReasonIn(In):
+    """A reason for hold / cancel / release / reversal."""
+
+    reason: str | None = Field(None, max_length=500)
+
+
+class OperationOut(BaseModel):
+    """One operation with its WIP."""
+
+    op_no: str
+    work_center: str
+    description: str
+    status: str
+    counting: str
+    planned_qty: int
+    good: int
+    scrap: int
+    scrap_by_reason: dict[str, int]
+    rework: int
+    available: int = Field(description="handed over by the predecessor and not yet processed")
+    unconfirmed_good: int
+    actual_start: datetime | None
+    actual_end: datetime | None
+    projected_finish: datetime | None
+
+
+class WorkOrderOut(BaseModel):
+    """A work order with per-operation WIP and a projected finish."""
+
+    order_id: str
+    revision: int
+    status: str
+    material: str
+    quantity: int
+    unit: str
+    demand_type: str
+    sales_order: str | None
+    customer: str | None
+    due: datetime | None
+    hold_reason: str | None
+    actual_start: datetime | None
+    actual_end: datetime | None
+    projected_finish: datetime | None
+    tolerance_pct: float
+    updated_at: datetime | None
+    operations: list[OperationOut]
+
+
+def _projected(op: Operation, now: datetime) -> datetime | None:
+    if op.actual_end is not None:
+        return op.actual_end
+    if op.actual_start is None or op.last_report is None or op.done.good <= 0:
+        return None
+    elapsed = (op.last_report - op.actual_start).total_seconds()
+    if elapsed <= 0:
+        return None
+    rate = op.done.good / elapsed  # observed units per second
+    remaining = max(op.planned_qty - op.done.good, 0)
+    return max(now, op.last_report) + timedelta(seconds=remaining / rate)
+
+
+def order_out(order: WorkOrder, now: datetime | None = None) -> WorkOrderOut:
+    """The public view of a domain order."""
+    now = now or datetime.now(UTC)
+    ops = []
+    for i, op in enumerate(order.operations):
+        ops.append(OperationOut(
+            op_no=op.op_no, work_center=op.work_center, description=op.description,
+            status=op.status.value, counting=op.counting.value, planned_qty=op.planned_qty,
+            good=op.done.good, scrap=op.done.scrap_total, scrap_by_reason=dict(op.done.scrap),
+            rework=op.done.rework, available=max(order.available(i), 0),
+            unconfirmed_good=op.unconfirmed.good, actual_start=op.actual_start,
+            actual_end=op.actual_end, projected_finish=_projected(op, now)))
+    finishes = [o.projected_finish for o in ops]
+    return WorkOrderOut(
+        order_id=order.order_id, revision=order.revision, status=order.status.value,
+        material=order.material, quantity=order.quantity, unit=order.unit,
+        demand_type=order.demand_type.value, sales_order=order.sales_order,
+        customer=order.customer, due=order.due, hold_reason=order.hold_reason,
+        actual_start=order.actual_start, actual_end=order.actual_end,
+        projected_finish=finishes[-1] if finishes and finishes[-1] else None,
+        tolerance_pct=order.tolerance_pct, updated_at=order.updated_at, operations=ops)
+
+
+class WorkOrderList(BaseModel):
+    """A page of work orders."""
+
+    work_orders: list[WorkOrderOut]
+    count: int
+
+
+class ConfirmationOut(BaseModel):
+    """A production confirmation (SAP-style fields); never edited after commit."""
+
+    confirmation_id: str
+    cursor: int
+    order_id: str
+    operation: str
+    work_center: str
+    yield_qty: int = Field(alias="yield", serialization_alias="yield")
+    scrap: int
+    rework: int
+    unit: str
+    scrap_reasons: dict[str, int] = Field(description="variance reason -> quantity")
+    final: bool
+    actual_start: datetime | None
+    actual_end: datetime | None
+    posting_date: date
+    personnel: str | None
+    reverses: str | None = Field(description="confirmation_id this one reverses")
+    reason: str | None
+    external_key: str = Field(description="the event that caused it (idempotency key upstream)")
+    delivery: str | None = Field(None, description="delivered | posted | error, once known")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ConfirmationPage(BaseModel):
+    """A page of the confirmation feed, in commit order."""
+
+    confirmations: list[ConfirmationOut]
+    next_cursor: int
+    has_more: bool
+
+
+class AckResult(In):
+    """What the ERP did with one confirmation."""
+
+    confirmation_id: str = Field(min_length=36, max_length=36)
+    status: Literal["posted", "error"]
+    message: str | None = Field(None, max_length=2000)
+
+
+class AckIn(In):
+    """POST /confirmations/ack: everything up to `cursor` is delivered; per-item results."""
+
+    cursor: int = Field(ge=0)
+    results: list[AckResult] = Field(default_factory=list, max_length=10_000)
+
+
+class AckOut(BaseModel):
+    """What the ack changed."""
+
+    cursor: int
+    delivered: int
+    results: int

@@ -1,0 +1,133 @@
+"""The confirmation feed: pages in commit order, acks, delivery states, retention."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from mes_edge.store.repository import Store
+from mes_edge.store.tables import confirmation_deliveries, confirmations, feed_positions
+
+RETENTION = "retention_floor"
+
+
+async def retention_floor(store: Store) -> int:
+    """The highest cursor purged: feeds asking for anything at or below it get 410."""
+    async with store.engine.connect() as conn:
+        value = await conn.scalar(select(feed_positions.c.cursor).where(
+            feed_positions.c.consumer == RETENTION))
+    return int(value or 0)
+
+
+async def page(store: Store, after: int, limit: int) -> list[Any]:
+    """Confirmations with cursor > after, in cursor order, with their delivery state."""
+    stmt = (select(confirmations, confirmation_deliveries.c.state.label("delivery"))
+            .select_from(confirmations.outerjoin(
+                confirmation_deliveries,
+                confirmation_deliveries.c.confirmation_id == confirmations.c.confirmation_id))
+            .where(confirmations.c.cursor > after).order_by(confirmations.c.cursor).limit(limit))
+    async with store.engine.connect() as conn:
+        return list(await conn.execute(stmt))
+
+
+async def _set_position(conn: Any, store: Store, consumer: str, cursor: int) -> None:
+    stmt = store._insert(feed_positions).values(consumer=consumer, cursor=cursor,
+                                                updated_at=datetime.now(UTC))
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=["consumer"],
+        set_={"cursor": func.max(feed_positions.c.cursor, stmt.excluded.cursor)
+              if store._dialect == "sqlite" else func.greatest(feed_positions.c.cursor,
+                                                               stmt.excluded.cursor),
+              "updated_at": stmt.excluded.updated_at}))
+
+
+async def position(store: Store, consumer: str) -> int:
+    """How far a consumer acknowledged the feed."""
+    async with store.engine.connect() as conn:
+        value = await conn.scalar(select(feed_positions.c.cursor).where(
+            feed_positions.c.consumer == consumer))
+    return int(value or 0)
+
+
+async def ack(store: Store, consumer: str, cursor: int,
+              results: Iterable[tuple[str, str, str | None]]) -> tuple[int, int]:
+    """Mark everything up to `cursor` delivered, and per-item results (posted / error).
+
+    Returns (newly delivered, results applied). Delivery states only move forward:
+    delivered -> posted | error; an error may later become posted.
+    """
+    now = datetime.now(UTC)
+    async with store.transaction() as conn:
+        await _set_position(conn, store, consumer, cursor)
+        undelivered = await conn.execute(
+            select(confirmations.c.confirmation_id, confirmations.c.cursor,
+                   confirmations.c.order_id)
+            .select_from(confirmations.outerjoin(
+                confirmation_deliveries,
+                confirmation_deliveries.c.confirmation_id == confirmations.c.confirmation_id))
+            .where(confirmations.c.cursor <= cursor,
+                   confirmation_deliveries.c.confirmation_id.is_(None)))
+        rows = [{"confirmation_id": r.confirmation_id, "cursor": r.cursor, "order_id": r.order_id,
+                 "state": "delivered", "message": None, "attempts": 1, "updated_at": now}
+                for r in undelivered]
+        if rows:
+            await conn.execute(confirmation_deliveries.insert(), rows)
+        applied = 0
+        for cid, state, message in results:
+            info = (await conn.execute(select(confirmations.c.cursor, confirmations.c.order_id)
+                                       .where(confirmations.c.confirmation_id == cid))).first()
+            if info is None:
+                continue
+            stmt = store._insert(confirmation_deliveries).values(
+                confirmation_id=cid, cursor=info.cursor, order_id=info.order_id, state=state,
+                message=message, attempts=1, updated_at=now)
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=["confirmation_id"],
+                set_={"state": stmt.excluded.state, "message": stmt.excluded.message,
+                      "updated_at": stmt.excluded.updated_at}))
+            applied += 1
+    return len(rows), applied
+
+
+async def purge(store: Store, older_than: datetime) -> int:
+    """Delete confirmations older than the date that the ERP has received; raise the floor.
+
+    Only a prefix of the feed is purged (nothing after the first one still undelivered), so the
+    410 floor stays a single number.
+    """
+    async with store.transaction() as conn:
+        first_open = await conn.scalar(
+            select(func.min(confirmations.c.cursor))
+            .select_from(confirmations.outerjoin(
+                confirmation_deliveries,
+                confirmation_deliveries.c.confirmation_id == confirmations.c.confirmation_id))
+            .where(confirmation_deliveries.c.confirmation_id.is_(None)))
+        limit_q = select(func.max(confirmations.c.cursor)).where(
+            confirmations.c.created_at < older_than)
+        if first_open is not None:
+            limit_q = limit_q.where(confirmations.c.cursor < first_open)
+        upto = await conn.scalar(limit_q)
+        if upto is None:
+            return 0
+        result = await conn.execute(delete(confirmations).where(confirmations.c.cursor <= upto))
+        await conn.execute(delete(confirmation_deliveries).where(
+            confirmation_deliveries.c.cursor <= upto))
+        await _set_position(conn, store, RETENTION, int(upto))
+        return int(result.rowcount or 0)
+
+
+async def delivery_counts(store: Store) -> dict[str, int]:
+    """How many confirmations are in each delivery state (pending = no state yet)."""
+    async with store.engine.connect() as conn:
+        total = await conn.scalar(select(func.count()).select_from(confirmations)) or 0
+        rows = await conn.execute(select(confirmation_deliveries.c.state, func.count())
+                                  .group_by(confirmation_deliveries.c.state))
+        counts = {r[0]: int(r[1]) for r in rows}
+    counts["pending"] = int(total) - sum(counts.values())
+    return counts
+
+
+__all__ = ["ack", "delivery_counts", "page", "position", "purge", "retention_floor"]
