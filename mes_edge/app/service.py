@@ -26,6 +26,7 @@ from mes_edge.app.state_out import CommitPublisher
 from mes_edge.config import Settings
 from mes_edge.config.settings import ModbusDevice
 from mes_edge.dispatcher import Dispatcher
+from mes_edge.erp.push import PushWorker
 from mes_edge.rules import ScanParser, SignalRules, StationOperators
 from mes_edge.store import Store
 
@@ -54,12 +55,15 @@ class EdgeService:
         self.drivers: list[Driver] = []
         self.mqtt_in: MqttInboundDriver | None = None
         self.mqtt_out: MqttPublisher | None = None
+        self.push: PushWorker | None = None
         self.api: FastAPI | None = None
         self._api_factory = api_factory
         self._serve_api = serve_api
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._undo: list[Callable[[], None]] = []
+        #: Run first by stop(): the API ends its live streams here so uvicorn can shut down.
+        self.on_stop: list[Callable[[], None]] = []
         self.started = asyncio.Event()
 
     async def start(self) -> None:
@@ -75,6 +79,11 @@ class EdgeService:
             await self.mqtt_out.start()
             self._undo.append(self.dispatcher.subscribe(
                 CommitPublisher(s.site, self.dispatcher, self.mqtt_out)))
+        if s.erp.mode == "push" and s.erp.push_url:
+            token = s.erp.push_token.get_secret_value() if s.erp.push_token else None
+            self.push = PushWorker(self.store, s.erp.push_url, token=token)
+            self._undo.append(self.dispatcher.subscribe(self.push.on_commit))
+            await self.push.start()
         signal_rules = SignalRules(s.rules, self.dispatcher.checkpoints)
         for dev in s.devices:
             driver: Driver = ModbusDriver(dev) if isinstance(dev, ModbusDevice) else OpcUaDriver(dev)
@@ -112,6 +121,8 @@ class EdgeService:
 
     async def stop(self) -> None:
         """Stop inputs, drain the dispatcher, close outputs and the store."""
+        for hook in self.on_stop:
+            hook()
         if self._server is not None:
             self._server.should_exit = True
         for driver in self.drivers:
@@ -125,6 +136,8 @@ class EdgeService:
         self._tasks.clear()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+        if self.push is not None:
+            await self.push.stop()
         for undo in self._undo:
             undo()
         if self.mqtt_out is not None:

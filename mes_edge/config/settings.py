@@ -45,9 +45,16 @@ class ErpSettings(Strict):
     """Exchange with the ERP / planning core."""
 
     mode: Literal["pull", "push"] = "pull"
-    push_url: str | None = None
+    push_url: str | None = Field(None, description="where push mode POSTs each confirmation")
     push_token: SecretStr | None = None
     keep_confirmations_days: int = Field(90, ge=1)
+
+
+    @model_validator(mode="after")
+    def _push_needs_url(self) -> ErpSettings:
+        if self.mode == "push" and not self.push_url:
+            raise ValueError("erp.mode push needs erp.push_url")
+        return self
 
 
 class ReasonCode(Strict):

@@ -131,3 +131,30 @@ async def delivery_counts(store: Store) -> dict[str, int]:
 
 
 __all__ = ["ack", "delivery_counts", "page", "position", "purge", "retention_floor"]
+
+
+async def undelivered(store: Store, limit: int) -> list[Any]:
+    """Confirmations the push worker has not delivered yet (no state, or error), cursor order."""
+    stmt = (select(confirmations, confirmation_deliveries.c.state.label("delivery"),
+                   confirmation_deliveries.c.attempts.label("attempts"))
+            .select_from(confirmations.outerjoin(
+                confirmation_deliveries,
+                confirmation_deliveries.c.confirmation_id == confirmations.c.confirmation_id))
+            .where((confirmation_deliveries.c.confirmation_id.is_(None))
+                   | (confirmation_deliveries.c.state == "error"))
+            .order_by(confirmations.c.cursor).limit(limit))
+    async with store.engine.connect() as conn:
+        return list(await conn.execute(stmt))
+
+
+async def mark(store: Store, row: Any, state: str, message: str | None, attempts: int) -> None:
+    """Record the delivery state of one confirmation (push worker)."""
+    now = datetime.now(UTC)
+    async with store.transaction() as conn:
+        stmt = store._insert(confirmation_deliveries).values(
+            confirmation_id=row.confirmation_id, cursor=row.cursor, order_id=row.order_id,
+            state=state, message=message, attempts=attempts, updated_at=now)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["confirmation_id"],
+            set_={"state": stmt.excluded.state, "message": stmt.excluded.message,
+                  "attempts": stmt.excluded.attempts, "updated_at": stmt.excluded.updated_at}))
