@@ -128,8 +128,7 @@ def command_operation(view: StateView, rules: PlantRules, event: OperationComman
 
 
 def _quantities(event: QuantityReported, rules: PlantRules) -> Quantities:
-    scrap = {(r or rules.machine_scrap_reason): q for r, q in event.scrap.items() if q}
-    values = [event.good, event.rework, *scrap.values()]
+    values = [event.good, event.rework, *event.scrap.values()]
     if any(v < 0 for v in values):
         raise Rejection(RejectCode.INVALID, "quantities cannot be negative")
     if sum(values) == 0:
@@ -138,6 +137,12 @@ def _quantities(event: QuantityReported, rules: PlantRules) -> Quantities:
         raise Rejection(RejectCode.ABSURD_QUANTITY,
                         f"{sum(values)} units in one report is more than the plant's limit "
                         f"of {rules.max_quantity_per_event}")
+    # Summed, not overwritten: "" and the machine reason name the same bucket.
+    scrap: dict[str, int] = {}
+    for reason, qty in event.scrap.items():
+        if qty:
+            key = reason or rules.machine_scrap_reason
+            scrap[key] = scrap.get(key, 0) + qty
     if event.by == CountingSource.OPERATOR and rules.scrap_reasons:
         unknown = sorted(set(scrap) - rules.scrap_reasons)
         if unknown:
