@@ -15,7 +15,8 @@ from mes_edge.config import ConfigError, Settings, load_settings
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    for noisy in ("asyncua", "pymodbus", "amqtt", "transitions", "uvicorn.error"):
+    for noisy in ("asyncua", "pymodbus", "amqtt", "transitions", "uvicorn.error", "httpx",
+                  "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -193,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run this many seconds, then drain and reconcile")
     demo.add_argument("--speed", type=float, default=1.0, help="simulated time factor")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--orders", type=int, default=4, help="work orders the ERP releases")
+    demo.add_argument("--quantity", type=int, default=20, help="quantity of each order")
+    demo.add_argument("--service", choices=["inline", "subprocess"], default="inline",
+                      help="run the service in this process, or as a supervised child process")
     demo.set_defaults(func=cmd_demo)
 
     sim = sub.add_parser("sim", help="run one simulator (arguments after the name go to it)")

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from mes_edge.api.deps import ErpDep, ServiceDep, SupervisorDep
 from mes_edge.api.schemas import AckIn, AckOut, ConfirmationOut, ConfirmationPage, ReasonIn
 from mes_edge.api.submit import submit
-from mes_edge.domain import ConfirmationReversed
+from mes_edge.domain import ConfirmationReversed, ConfirmationsDue
 from mes_edge.store import codec, feed
 
 router = APIRouter(prefix="/api/v1/confirmations", tags=["confirmations (ERP)"])
@@ -99,3 +100,19 @@ async def reverse_confirmation(confirmation_id: str, service: ServiceDep,
     rows = await service.store.rows(confirmations,
                                     confirmations.c.confirmation_id == reversal_id)
     return confirmation_out(rows[0])
+
+
+class FlushOut(BaseModel):
+    """The feed's last cursor after the flush."""
+
+    last_cursor: int
+
+
+@router.post("/flush", response_model=FlushOut, summary="Confirm everything not confirmed yet")
+async def flush_confirmations(service: ServiceDep, principal: SupervisorDep) -> FlushOut:
+    """Write confirmations now for every quantity not confirmed yet (end of shift, a drain)."""
+    assert service.dispatcher is not None
+    await submit(service, ConfirmationsDue(
+        event_id=f"http:{uuid.uuid4()}", source=f"api:{principal.role}:{principal.token_id}",
+        actor=principal.name, force=True))
+    return FlushOut(last_cursor=service.dispatcher.last_cursor)

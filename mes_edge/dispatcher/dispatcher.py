@@ -155,6 +155,11 @@ class Dispatcher:
     def last_seq(self) -> int:
         return self._seq
 
+    @property
+    def last_cursor(self) -> int:
+        """Cursor of the newest committed confirmation."""
+        return self._cursor
+
     # -- the writer ---------------------------------------------------------------------------
 
     async def _tick_loop(self) -> None:

@@ -145,8 +145,12 @@ class DowntimeReasonGiven(Event):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ConfirmationsDue(Event):
-    """Timer tick: confirm what machine-counted operations produced since their last confirmation."""
+    """Timer tick: confirm what machine-counted operations produced since their last confirmation.
 
+    With `force`, everything not yet confirmed is confirmed now (end of shift, or a drain).
+    """
+
+    force: bool = False
     kind: ClassVar[str] = "confirmations_due"
 
 

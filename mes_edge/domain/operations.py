@@ -187,14 +187,14 @@ def confirmations_due(view: StateView, rules: PlantRules, event: ConfirmationsDu
     """Confirm machine-counted quantities older than the policy's every_seconds."""
     for order in list(view.orders()):
         seconds = order.policy.every_seconds
-        if not seconds or order.status not in (*ACTIVE, OrderStatus.ON_HOLD):
+        if order.status not in (*ACTIVE, OrderStatus.ON_HOLD) or not (seconds or event.force):
             continue
         changed = order
         for i, op in enumerate(order.operations):
             if op.unconfirmed.is_zero:
                 continue
             since = op.last_confirmed_at or op.actual_start
-            if since is None or (event.ts - since).total_seconds() >= seconds:
+            if event.force or since is None or (event.ts - since).total_seconds() >= (seconds or 0):
                 changed = confirm(changed, i, event, decision, final=False)
         if changed is not order:
             decision.orders[order.order_id] = changed

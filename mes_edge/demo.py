@@ -1,0 +1,341 @@
+"""`mes-edge demo`: the virtual factory and the service, in one command.
+
+Starts an MQTT broker (in-process amqtt, unless --mqtt-url names a real one), a Modbus PLC and
+an OPC UA PLC simulator, the service (SQLite under --data-dir), the ERP simulator releasing work
+orders and pulling confirmations, and the virtual operators who run the line. With --duration
+it stops the machines after that many seconds, lets everything drain and prints a
+reconciliation of what was produced against what the ERP received; the exit code is 0 only
+when they match exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mes_edge.store.tokens import Role
+
+log = logging.getLogger("mes_edge.demo")
+DEMO_PLANT = Path(__file__).with_name("config") / "demo.yaml"
+ROUTE = [("0010", "PRESS-01"), ("0020", "CNC-02"), ("0030", "ASSY-03")]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class DemoPlan:
+    """Where everything of one demo run lives."""
+
+    data_dir: Path
+    api_port: int
+    mqtt_url: str | None
+    speed: float
+    seed: int
+    plant_doc: dict[str, Any] = field(default_factory=dict)
+    modbus_port: int = 0
+    opcua_port: int = 0
+
+
+def plant_document(plan: DemoPlan, mqtt_url: str, base: Path) -> dict[str, Any]:
+    """The demo plant with this run's ports, data directory and broker filled in."""
+    doc: dict[str, Any] = yaml.safe_load(base.read_text(encoding="utf-8"))
+    doc["database"] = {"url": f"sqlite+aiosqlite:///{plan.data_dir.resolve() / 'mes-edge.db'}"}
+    doc["api"] = {**doc.get("api", {}), "port": plan.api_port}
+    mqtt = doc.setdefault("mqtt", {"client_id": "mes-edge-demo"})
+    mqtt["url"] = mqtt_url
+    mqtt["protocol"] = "3.1.1"  # the built-in broker speaks MQTT 3.1.1
+    for dev in doc.get("devices", []):
+        if dev["driver"] == "modbus":
+            dev["port"] = plan.modbus_port
+        else:
+            dev["endpoint"] = f"opc.tcp://127.0.0.1:{plan.opcua_port}/"
+    return doc
+
+
+async def _start_broker(port: int) -> Any:
+    from amqtt.broker import Broker
+
+    broker = Broker({
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    })
+    await broker.start()
+    return broker
+
+
+async def _make_tokens(db_url: str, work_centers: list[str]) -> dict[str, str]:
+    from mes_edge.store import Store
+    from mes_edge.store.tokens import create_token
+
+    store = await Store.open(db_url)
+    try:
+        tokens = {
+            "erp": await create_token(store, Role.ERP, "demo ERP"),
+            "supervisor": await create_token(store, Role.SUPERVISOR, "demo supervisor"),
+        }
+        for wc in work_centers:
+            tokens[wc] = await create_token(store, Role.OPERATOR, f"{wc} tablet", [wc])
+        return tokens
+    finally:
+        await store.close()
+
+
+class ServiceRunner:
+    """Runs the service in this process, or as a supervised child process (restarted if it
+    dies, so a test may SIGKILL it)."""
+
+    def __init__(self, plan: DemoPlan, settings_path: Path, mode: str) -> None:
+        self.plan = plan
+        self.settings_path = settings_path
+        self.mode = mode
+        self.service: Any = None
+        self.proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self._stopping = False
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.mode == "inline":
+            from mes_edge.api.app import create_api
+            from mes_edge.app.service import EdgeService
+            from mes_edge.config import load_settings
+
+            self.service = EdgeService(load_settings(self.settings_path), api_factory=create_api)
+            await self.service.start()
+            return
+        await self._spawn()
+        self._watch = asyncio.create_task(self._supervise(), name="demo-service-watch")
+
+    async def _spawn(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mes_edge.cli", "run", "--config", str(self.settings_path),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        (self.plan.data_dir / "service.pid").write_text(str(self.proc.pid))
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            assert self.proc is not None
+            code = await self.proc.wait()
+            if self._stopping:
+                return
+            self.restarts += 1
+            print(f"demo: the service exited ({code}); restarting it on the same data", flush=True)
+            await asyncio.sleep(0.5)
+            await self._spawn()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.service is not None:
+            await self.service.stop()
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 30)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+
+
+async def _wait_http(url: str, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer in {timeout:.0f}s")
+
+
+def _progress(line: Any, erp: Any) -> str:
+    got = erp.totals_by_work_center()
+    parts = []
+    for s in line.stations:
+        e = got.get(s.work_center, {"good": 0, "scrap": 0})
+        parts.append(f"{s.work_center} made {s.produced.good}+{s.produced.scrap} "
+                     f"(ERP {e['good']}+{e['scrap']}) {s.current or 'idle'}")
+    return " | ".join(parts)
+
+
+def reconcile(line: Any, erp: Any) -> tuple[bool, str]:
+    """Per work center: produced (PLC counters, operator reports) against ERP confirmations."""
+    got = erp.totals_by_work_center()
+    rows = [f"{'work center':12} {'produced good':>13} {'ERP good':>9} {'produced scrap':>14} "
+            f"{'ERP scrap':>9}  result"]
+    ok = True
+    for s in line.stations:
+        e = got.get(s.work_center, {"good": 0, "scrap": 0})
+        match = (s.produced.good, s.produced.scrap) == (e["good"], e["scrap"])
+        ok &= match
+        rows.append(f"{s.work_center:12} {s.produced.good:13} {e['good']:9} {s.produced.scrap:14} "
+                    f"{e['scrap']:9}  {'match' if match else 'MISMATCH'}")
+    extra = set(got) - {s.work_center for s in line.stations}
+    for wc in sorted(extra):
+        ok = False
+        rows.append(f"{wc:12} confirmations for a work center that produced nothing: MISMATCH")
+    if erp.received.order_violations:
+        ok = False
+        rows.append(f"order violations: {erp.received.order_violations[:5]}")
+    rows.append(f"ERP received {len(erp.received.by_id)} confirmations "
+                f"({erp.received.duplicates} duplicates ignored by id)")
+    return ok, "\n".join(rows)
+
+
+async def demo(args: argparse.Namespace) -> int:
+    """The whole demo; returns the exit code."""
+    from simulators.erp import ErpSim
+    from simulators.factory import Api, Line, ModbusMachine, OpcUaMachine, Station
+    from simulators.machine import Machine, MachineState
+    from simulators.modbus_plc import ModbusPlc
+    from simulators.opcua_plc import OpcUaPlc
+    from simulators.scanner import ScannerSim
+
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    plan = DemoPlan(data_dir=data_dir, api_port=args.port, mqtt_url=args.mqtt_url,
+                    speed=max(args.speed, 0.1), seed=args.seed,
+                    modbus_port=_free_port(), opcua_port=_free_port())
+    broker = None
+    mqtt_url = args.mqtt_url
+    if mqtt_url is None:
+        port = _free_port()
+        broker = await _start_broker(port)
+        mqtt_url = f"mqtt://127.0.0.1:{port}"
+    base = Path(args.config) if args.config else DEMO_PLANT
+    doc = plant_document(plan, mqtt_url, base)
+    settings_path = data_dir / "plant.yaml"
+    settings_path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    site = doc["site"]
+    work_centers = [w["id"] for w in doc["work_centers"]]
+    tokens = await _make_tokens(doc["database"]["url"], work_centers)
+
+    cycle = 1.0 / plan.speed
+    machine = Machine(cycle_time=cycle, scrap_rate=0.04, stop_probability=0.01,
+                      mean_stop_s=3.0 / plan.speed, seed=plan.seed, state=MachineState.IDLE)
+    modbus = ModbusPlc(port=plan.modbus_port, machine=machine)
+    opcua = OpcUaPlc(port=plan.opcua_port, cycle_time=1.5 * cycle, seed=plan.seed,
+                     scrap_rate=0.03)
+    runner = ServiceRunner(plan, settings_path, args.service)
+    erp = None
+    line = None
+    terminals: list[Any] = []
+    try:
+        await modbus.start()
+        await opcua.start()
+        await opcua.set_state(2)
+        await runner.start()
+        base_url = f"http://127.0.0.1:{plan.api_port}"
+        await _wait_http(f"{base_url}/readyz", 60)
+        print(f"\nmes-edge demo is running: open {base_url}/  (API docs: {base_url}/docs)")
+        print(f"  station tablets: {base_url}/stations/<work center>, board: {base_url}/board")
+        for name, token in tokens.items():
+            print(f"  token {name:12} {token}")
+        print(f"  data in {data_dir.resolve()}, MQTT at {mqtt_url}; Ctrl-C stops\n", flush=True)
+
+        erp = ErpSim(base_url, tokens["erp"], mode="pull", poll_interval=0.5)
+        await erp.start()
+        for i in range(args.orders):
+            await erp.release_order(f"DEMO-{i + 1:03d}", quantity=args.quantity,
+                                    operations=ROUTE, material="BRACKET-7")
+        for wc in work_centers:
+            t = ScannerSim(mqtt_url, site, wc, scanner=f"T-{wc}", client_id=f"demo-term-{wc}")
+            await t.connect()
+            terminals.append(t)
+        by_wc = dict(zip(work_centers, terminals, strict=True))
+        stations = [
+            Station("PRESS-01", by_wc["PRESS-01"], ModbusMachine(modbus)),
+            Station("CNC-02", by_wc["CNC-02"], OpcUaMachine(opcua)),
+            Station("ASSY-03", by_wc["ASSY-03"]),
+        ]
+        line = Line(Api(base_url, tokens["supervisor"]), stations, seed=plan.seed,
+                    speed=plan.speed)
+        await line.start()
+
+        started = time.monotonic()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        while not stop.is_set():
+            elapsed = time.monotonic() - started
+            if args.duration is not None and elapsed >= args.duration:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5.0)
+            print(f"[{time.monotonic() - started:5.0f}s] {_progress(line, erp)}", flush=True)
+        print("demo: stopping the machines and draining ...", flush=True)
+        await line.stop()
+        if args.duration is None:
+            return 0
+        return await _drain_and_reconcile(base_url, tokens, line, erp)
+    finally:
+        if line is not None:
+            await line.api.close()
+        if erp is not None:
+            await erp.close()
+        for t in terminals:
+            await t.close()
+        await runner.stop()
+        await opcua.close()
+        await modbus.close()
+        if broker is not None:
+            await broker.shutdown()
+
+
+async def _drain_and_reconcile(base_url: str, tokens: dict[str, str], line: Any,
+                               erp: Any) -> int:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {tokens['supervisor']}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=10) as client:
+        deadline = time.monotonic() + 120
+        ok = False
+        report = ""
+        while time.monotonic() < deadline:
+            try:
+                flushed = await client.post("/api/v1/confirmations/flush")
+                last = flushed.json()["last_cursor"] if flushed.status_code == 200 else None
+            except httpx.HTTPError:
+                last = None
+            if last is not None:
+                with contextlib.suppress(Exception):
+                    await erp.pull_once()
+                ok, report = reconcile(line, erp)
+                if ok and erp.cursor >= last:
+                    break
+            await asyncio.sleep(1.0)
+    print("\nreconciliation (what the line produced against what the ERP received):")
+    print(report)
+    print("demo: " + ("everything matches exactly" if ok else "MISMATCH"), flush=True)
+    return 0 if ok else 1
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Entry from the CLI."""
+    logging.getLogger("amqtt").setLevel(logging.ERROR)
+    try:
+        return asyncio.run(demo(args))
+    except KeyboardInterrupt:
+        return 130
