@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Any
 
@@ -56,7 +57,8 @@ async def list_confirmations(
     if "application/xml" in request.headers.get("accept", ""):
         from mes_edge.erp.b2mml import show_operations_performance
 
-        xml = show_operations_performance(
+        xml = await asyncio.to_thread(  # CPU-bound for large pages: off the event loop
+            show_operations_performance,
             [(r.cursor, codec.confirmation_from_row(r)) for r in rows],
             release_id=str(uuid.uuid4()), next_cursor=next_cursor)
         return Response(xml, media_type="application/xml",

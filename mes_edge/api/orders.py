@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -29,11 +30,11 @@ async def _spec_from_xml(raw: bytes, order_id: str) -> OrderSpec:
     from mes_edge.erp.b2mml import B2mmlError, parse_operations_schedule
 
     try:
-        specs = parse_operations_schedule(raw)
+        specs = await asyncio.to_thread(parse_operations_schedule, raw)  # CPU-bound: off the loop
     except B2mmlError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[
-            {"loc": [p.location] if hasattr(p, "location") else [], "msg": str(p)}
-            for p in getattr(err, "problems", [err])]) from err
+            {"loc": ["body", p.location], "msg": p.message, "line": p.line}
+            for p in err.problems]) from err
     matching = [s for s in specs if s.order_id == order_id]
     if len(matching) != 1:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[{
