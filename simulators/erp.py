@@ -95,6 +95,8 @@ class ErpSim:
         self.pull_errors = 0
         self.available = True
         self.push_delay = push_delay  # seconds an ERP takes to post one confirmation
+        #: Orders offered to a MES that pulls them (GET /erp/released-orders).
+        self.offered: dict[str, dict[str, Any]] = {}
         self._client = httpx.AsyncClient(base_url=self.mes_url, timeout=10,
                                          headers={"Authorization": f"Bearer {token}"})
         self._tasks: list[asyncio.Task[Any]] = []
@@ -214,11 +216,29 @@ class ErpSim:
         return JSONResponse({"status": "posted" if fresh else "duplicate"},
                             status_code=201 if fresh else 200)
 
+    def offer_order(self, order_id: str, *, quantity: int, operations: list[tuple[str, str]],
+                    revision: int = 1, material: str = "PART-100", **extra: Any) -> None:
+        """Publish an order on GET /erp/released-orders for a MES that pulls orders."""
+        self.offered[order_id] = {
+            "order_id": order_id, "revision": revision, "material": material,
+            "quantity": quantity, **extra,
+            "operations": [{"op_no": n, "work_center": w} for n, w in operations]}
+
+    async def _released(self, request: Request) -> JSONResponse:
+        return JSONResponse({"work_orders": list(self.offered.values())})
+
+    @property
+    def orders_url(self) -> str:
+        return f"http://{self.push_host}:{self.push_port}/erp/released-orders"
+
     async def start_receiver(self) -> None:
-        """Listen for pushes on push_port."""
+        """Listen for pushes (and serve released orders) on push_port."""
         if self._server is not None:
             return
-        app = Starlette(routes=[Route("/erp/confirmations", self._receive, methods=["POST"])])
+        app = Starlette(routes=[
+            Route("/erp/confirmations", self._receive, methods=["POST"]),
+            Route("/erp/released-orders", self._released, methods=["GET"]),
+        ])
         config = uvicorn.Config(app, host=self.push_host, port=self.push_port,
                                 log_level="warning", lifespan="off", access_log=False)
         server = _Server(config)

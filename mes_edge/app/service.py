@@ -26,6 +26,7 @@ from mes_edge.app.state_out import CommitPublisher
 from mes_edge.config import Settings
 from mes_edge.config.settings import ModbusDevice
 from mes_edge.dispatcher import Dispatcher
+from mes_edge.erp.order_pull import OrderPuller
 from mes_edge.erp.push import PushWorker
 from mes_edge.rules import ScanParser, SignalRules, StationOperators
 from mes_edge.store import Store
@@ -56,6 +57,7 @@ class EdgeService:
         self.mqtt_in: MqttInboundDriver | None = None
         self.mqtt_out: MqttPublisher | None = None
         self.push: PushWorker | None = None
+        self.order_pull: OrderPuller | None = None
         self.api: FastAPI | None = None
         self._api_factory = api_factory
         self._serve_api = serve_api
@@ -84,6 +86,11 @@ class EdgeService:
             self.push = PushWorker(self.store, s.erp.push_url, token=token)
             self._undo.append(self.dispatcher.subscribe(self.push.on_commit))
             await self.push.start()
+        if s.erp.orders_url:
+            token = s.erp.orders_token.get_secret_value() if s.erp.orders_token else None
+            self.order_pull = OrderPuller(self.dispatcher, s.erp.orders_url, token=token,
+                                          interval=s.erp.orders_poll_seconds)
+            await self.order_pull.start()
         signal_rules = SignalRules(s.rules, self.dispatcher.checkpoints)
         for dev in s.devices:
             driver: Driver = ModbusDriver(dev) if isinstance(dev, ModbusDevice) else OpcUaDriver(dev)
@@ -129,6 +136,8 @@ class EdgeService:
             await driver.close()
         if self.mqtt_in is not None:
             await self.mqtt_in.close()
+        if self.order_pull is not None:
+            await self.order_pull.stop()
         for task in self._tasks:
             if task.get_name() != "api":
                 task.cancel()

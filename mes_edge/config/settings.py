@@ -48,6 +48,9 @@ class ErpSettings(Strict):
     push_url: str | None = Field(None, description="where push mode POSTs each confirmation")
     push_token: SecretStr | None = None
     keep_confirmations_days: int = Field(90, ge=1)
+    orders_url: str | None = Field(None, description="optional: poll this URL for released orders")
+    orders_token: SecretStr | None = None
+    orders_poll_seconds: float = Field(30.0, ge=1.0)
 
 
     @model_validator(mode="after")
