@@ -249,7 +249,8 @@ async def demo(args: argparse.Namespace) -> int:
         base_url = f"http://127.0.0.1:{plan.api_port}"
         await _wait_http(f"{base_url}/readyz", 60)
         print(f"\nmes-edge demo is running: open {base_url}/  (API docs: {base_url}/docs)")
-        print(f"  station tablets: {base_url}/stations/<work center>, board: {base_url}/board")
+        print(f"  station tablets: {base_url}/station/<work center> (e.g. /station/PRESS-01), "
+              f"supervisor board: {base_url}/board; log in at {base_url}/login with a token")
         for name, token in tokens.items():
             print(f"  token {name:12} {token}")
         print(f"  data in {data_dir.resolve()}, MQTT at {mqtt_url}; Ctrl-C stops\n", flush=True)

@@ -219,7 +219,7 @@ class AckResult(In):
 class AckIn(In):
     """POST /confirmations/ack: everything up to `cursor` is delivered; per-item results."""
 
-    cursor: int = Field(ge=0)
+    cursor: int = Field(ge=0, le=2**62)
     results: list[AckResult] = Field(default_factory=list, max_length=10_000)
 
 
@@ -229,3 +229,121 @@ class AckOut(BaseModel):
     cursor: int
     delivered: int
     results: int
+
+
+# -- station tablets and the supervisor board ---------------------------------------------------
+
+class QueueItemOut(BaseModel):
+    """An operation in a work center's queue (or in the WIP list) with its order's context."""
+
+    order_id: str
+    op_no: str
+    work_center: str
+    description: str
+    material: str
+    unit: str
+    order_status: str
+    status: str
+    counting: str
+    planned_qty: int
+    good: int
+    scrap: int
+    scrap_by_reason: dict[str, int]
+    rework: int
+    available: int = Field(description="handed over by the predecessor and not yet processed")
+    due: datetime | None
+    actual_start: datetime | None
+    last_report: datetime | None
+    projected_finish: datetime | None
+    personnel: str | None
+
+
+class DowntimeOut(BaseModel):
+    """A downtime of a work center (open, or closed and maybe still waiting for a reason)."""
+
+    downtime_id: str
+    work_center: str
+    state: str
+    start: datetime
+    end: datetime | None
+    reason: str | None
+    reason_by: str | None
+    open: bool
+
+
+class ReasonOut(BaseModel):
+    """A configured scrap or downtime reason with its text per language."""
+
+    code: str
+    text: dict[str, str]
+
+
+class OperatorOut(BaseModel):
+    """The operator logged in at a station."""
+
+    badge: str
+    name: str
+
+
+class StationOut(BaseModel):
+    """Everything a station tablet shows."""
+
+    work_center: str
+    name: str
+    counting: str
+    machine_state: str
+    since: datetime | None
+    operator: OperatorOut | None
+    current: QueueItemOut | None = Field(description="the operation running on the work center")
+    queue: list[QueueItemOut] = Field(description="running, paused, ready and waiting operations")
+    downtimes: list[DowntimeOut] = Field(description="the open downtime first, then recent ones")
+    scrap_reasons: list[ReasonOut]
+    downtime_reasons: list[ReasonOut]
+
+
+class OperationRefIn(In):
+    """Which operation a command means; both omitted: the one running on the work center."""
+
+    order_id: Ident | None = None
+    op_no: Ident | None = None
+
+
+ReportQty = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+class ReportIn(OperationRefIn):
+    """Good, scrap (by reason code) and rework an operator reports."""
+
+    good: ReportQty = 0
+    scrap: dict[Annotated[str, Field(min_length=1, max_length=64)], ReportQty] = Field(
+        default_factory=dict, max_length=20, description="reason code -> quantity")
+    rework: ReportQty = 0
+
+
+class DowntimeReasonIn(In):
+    """The reason of a downtime: the open one (or the oldest without reason), or a given one."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=64)]
+    downtime_id: str | None = Field(None, min_length=1, max_length=200)
+
+
+class ScanIn(In):
+    """A barcode typed by a USB scanner into the tablet (same codes as MQTT scans)."""
+
+    code: str = Field(min_length=1, max_length=512)
+    scanner: str | None = Field(None, max_length=128)
+
+
+class LoginIn(In):
+    """Operator login at a station: badge (scanned), with PIN when typed by hand."""
+
+    badge: str = Field(min_length=1, max_length=64)
+    pin: str | None = Field(None, min_length=1, max_length=32)
+
+
+class ActionOut(BaseModel):
+    """What a station write did, and the station afterwards."""
+
+    outcome: str = Field(description="accepted | unchanged | duplicate | logged_in | logged_out")
+    event_id: str | None
+    station: StationOut

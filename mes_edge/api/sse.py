@@ -1,0 +1,182 @@
+"""Live updates for tablets and the board: Server-Sent Events fed by a dispatcher listener.
+
+The listener runs on the dispatcher's writer task, so it only formats a small message per
+touched work center and offers it to each client's bounded queue without waiting. A client that
+falls behind does not make memory grow: what waits in its queue is dropped and replaced by one
+"resync" message (the page re-fetches the whole state). Streams end on disconnect (Starlette
+cancels them) or when the API shuts down (`close()` puts an end marker in every queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import StreamingResponse
+
+from mes_edge.api.deps import SupervisorDep
+from mes_edge.api.operator import StationCaller, current_of
+from mes_edge.dispatcher import CommittedBatch, Dispatcher
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["live updates (SSE)"])
+
+_RESYNC = json.dumps({"type": "resync"})
+_SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+_DESCRIPTION = "`text/event-stream`; each `data:` line is a JSON object with a `type`."
+
+
+class LiveClient:
+    """One connected page: a bounded queue of SSE payloads, coalesced when the page is slow."""
+
+    def __init__(self, work_center: str | None, size: int) -> None:
+        self.work_center = work_center  # None: the board (every work center)
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=size)
+        self.coalesced = 0
+
+    def offer(self, payload: str | None) -> None:
+        """Queue without waiting; when full, replace the backlog by one 'resync' (or the end)."""
+        try:
+            self.queue.put_nowait(payload)
+        except asyncio.QueueFull:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(_RESYNC if payload is not None else None)
+            self.coalesced += 1
+
+
+class LiveUpdates:
+    """Fans committed changes out to the connected tablets and boards."""
+
+    def __init__(self, dispatcher: Dispatcher, *, queue_size: int = 32,
+                 heartbeat_s: float = 15.0, max_clients: int = 200) -> None:
+        self.dispatcher = dispatcher
+        self.queue_size = queue_size
+        self.heartbeat_s = heartbeat_s
+        self.max_clients = max_clients
+        self.clients: set[LiveClient] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+        self.closed = False
+
+    def start(self) -> None:
+        """Listen to the dispatcher's commits."""
+        self._unsubscribe = self.dispatcher.subscribe(self.on_commit)
+
+    def close(self) -> None:
+        """Stop listening and end every open stream (so the HTTP server can shut down)."""
+        self.closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for client in list(self.clients):
+            client.offer(None)
+
+    # -- producers (called on the dispatcher's task, must not block) ------------------------------
+
+    def on_commit(self, batch: CommittedBatch) -> None:
+        """Dispatcher listener: tell the clients of every work center the batch touched."""
+        touched = set(batch.work_centers)
+        for order in batch.orders.values():
+            touched.update(op.work_center for op in order.operations)
+        touched.update(r.work_center for r in batch.rejections if r.work_center)
+        seq = batch.events[-1][0] if batch.events else None
+        self._publish(touched, seq, rejected=bool(batch.rejections))
+
+    def station_changed(self, work_center: str) -> None:
+        """Something outside the event log changed at a station (an operator logged in/out)."""
+        self._publish({work_center}, None, rejected=False)
+
+    def _publish(self, touched: set[str], seq: int | None, *, rejected: bool) -> None:
+        if not self.clients or (not touched and not rejected):
+            return
+        stations = {wc: self._station_message(wc, seq) for wc in touched
+                    if any(c.work_center == wc for c in self.clients)}
+        board = json.dumps({"type": "changed", "work_centers": sorted(touched), "seq": seq,
+                            "rejected": rejected})
+        for client in list(self.clients):
+            if client.work_center is None:
+                client.offer(board)
+            elif client.work_center in stations:
+                client.offer(stations[client.work_center])
+
+    def _station_message(self, work_center: str, seq: int | None) -> str:
+        state = self.dispatcher.state
+        wc = state.work_center(work_center)
+        current = current_of(state, work_center)
+        return json.dumps({
+            "type": "station", "work_center": work_center, "seq": seq,
+            "machine_state": wc.machine_state.value if wc else "unknown",
+            "current": None if current is None else {
+                "order_id": current.order_id, "op_no": current.op_no, "status": current.status,
+                "good": current.good, "scrap": current.scrap, "rework": current.rework,
+                "planned_qty": current.planned_qty, "available": current.available},
+            "ts": datetime.now(UTC).isoformat()})
+
+    # -- consumers -----------------------------------------------------------------------------
+
+    async def stream(self, work_center: str | None) -> AsyncIterator[str]:
+        """The SSE text of one client until it disconnects or the API closes."""
+        client = LiveClient(work_center, self.queue_size)
+        self.clients.add(client)
+        try:
+            # A (re)connected page may have missed changes: it re-fetches on "hello".
+            yield f"retry: 3000\ndata: {json.dumps({'type': 'hello'})}\n\n"
+            while True:
+                try:
+                    async with asyncio.timeout(self.heartbeat_s):
+                        payload = await client.queue.get()
+                except TimeoutError:
+                    yield ": heartbeat\n\n"  # keeps proxies and the page's watchdog content
+                    continue
+                if payload is None:
+                    return
+                yield f"data: {payload}\n\n"
+        finally:
+            self.clients.discard(client)
+
+    def response(self, work_center: str | None) -> StreamingResponse:
+        """A streaming response for one client; 503 when closing or full."""
+        if self.closed:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "shutting down")
+        if len(self.clients) >= self.max_clients:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "too many live clients")
+        return StreamingResponse(self.stream(work_center), media_type="text/event-stream",
+                                 headers=_SSE_HEADERS)
+
+
+def _live(request: Request) -> LiveUpdates:
+    live: LiveUpdates = request.app.state.live
+    return live
+
+
+#: One event of the stream (OpenAPI 3.1 style: the schema describes each event).
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["data"],
+    "properties": {
+        "retry": {"type": "integer"},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {
+            "type": "object", "required": ["type"], "properties": {"type": {
+                "type": "string", "enum": ["hello", "resync", "station", "changed"]}}}},
+    }}
+_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}, "description": _DESCRIPTION}}
+
+
+@router.get("/stations/{work_center}/events", response_class=StreamingResponse,
+            responses=_STREAM)
+async def station_events(work_center: str, request: Request,
+                         caller: StationCaller) -> StreamingResponse:
+    """Live changes of one station: counts, state and current operation as they commit."""
+    return _live(request).response(work_center)
+
+
+@router.get("/board/events", response_class=StreamingResponse, responses=_STREAM)
+async def board_events(request: Request, caller: SupervisorDep) -> StreamingResponse:
+    """Live 'changed' notices for the supervisor board (which work centers, any rejection)."""
+    return _live(request).response(None)
