@@ -10,6 +10,9 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 need=()
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# A CJK font, so the Simplified Chinese tablet pages render in the browser tests' screenshots.
+[ -n "$(fc-list :lang=zh 2>/dev/null)" ] || need+=(fonts-wqy-microhei)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "tests/run.sh: installing ${need[*]} from Debian's packages"
     $SUDO apt-get update -qq
