@@ -257,8 +257,10 @@ async def demo(args: argparse.Namespace) -> int:
 
         erp = ErpSim(base_url, tokens["erp"], mode="pull", poll_interval=0.5)
         await erp.start()
-        for i in range(args.orders):
-            await erp.release_order(f"DEMO-{i + 1:03d}", quantity=args.quantity,
+        released = 0
+        for _ in range(args.orders):
+            released += 1
+            await erp.release_order(f"DEMO-{released:03d}", quantity=args.quantity,
                                     operations=ROUTE, material="BRACKET-7")
         for wc in work_centers:
             t = ScannerSim(mqtt_url, site, wc, scanner=f"T-{wc}", client_id=f"demo-term-{wc}")
@@ -286,6 +288,10 @@ async def demo(args: argparse.Namespace) -> int:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 5.0)
             print(f"[{time.monotonic() - started:5.0f}s] {_progress(line, erp)}", flush=True)
+            if not stop.is_set() and len(await line.api.open_orders()) < 2:
+                released += 1  # keep the line busy: the planner releases the next order
+                await erp.release_order(f"DEMO-{released:03d}", quantity=args.quantity,
+                                        operations=ROUTE, material="BRACKET-7")
         print("demo: stopping the machines and draining ...", flush=True)
         await line.stop()
         if args.duration is None:

@@ -65,3 +65,18 @@ def test_demo_survives_sigkill_of_the_service(tmp_path: Path) -> None:
     assert proc.returncode == 0, out[-4000:]
     assert "restarting it on the same data" in out
     check_reconciliation(out)
+
+
+def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    proc = demo(tmp_path)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 90
+    seen = ""
+    while "is running" not in seen:
+        assert time.monotonic() < deadline and proc.poll() is None, seen[-2000:]
+        seen += proc.stdout.readline()
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, (seen + out)[-3000:]
+    assert "mes-edge stopped" in out and "Traceback" not in seen + out
