@@ -242,7 +242,11 @@ class OpcUaPlc:
     # ---- internals ---------------------------------------------------------------------------
 
     async def _apply(self, step: dict[str, Any]) -> None:
-        action = step["action"]
+        # `do` is accepted too, so one scenario vocabulary serves both PLC simulators.
+        action = step.get("action") or step["do"]
+        if action == "close":
+            action = "restart_server" if step.get("for") else "stop_server"
+            step = {**step, "downtime": step.get("for", step.get("downtime", 1.0))}
         log.info("scenario: %s", step)
         if action in _STATE_ACTIONS:
             await self.set_state(_STATE_ACTIONS[action])

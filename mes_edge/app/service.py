@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,14 +23,14 @@ from drivers.mqtt import MqttInboundDriver, MqttPublisher
 from drivers.opcua import OpcUaDriver
 from mes_edge.app.plant import plant_rules
 from mes_edge.app.pumps import MqttPump, pump_signals
-from mes_edge.app.state_out import CommitPublisher
+from mes_edge.app.state_out import CommitPublisher, work_center_view
 from mes_edge.config import Settings
 from mes_edge.config.settings import ModbusDevice
 from mes_edge.dispatcher import Dispatcher
 from mes_edge.erp.order_pull import OrderPuller
 from mes_edge.erp.push import PushWorker
 from mes_edge.rules import ScanParser, SignalRules, StationOperators
-from mes_edge.store import Store
+from mes_edge.store import Store, feed
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ class EdgeService:
             await self.mqtt_out.start()
             self._undo.append(self.dispatcher.subscribe(
                 CommitPublisher(s.site, self.dispatcher, self.mqtt_out)))
+            # Retained state may be stale after a restart (or lost with our last process):
+            # publish every work center's state once at start.
+            for wc in s.work_centers:
+                self.mqtt_out.publish_state(s.site, wc.id,
+                                            work_center_view(self.dispatcher.state, wc.id))
         if s.erp.mode == "push" and s.erp.push_url:
             token = s.erp.push_token.get_secret_value() if s.erp.push_token else None
             self.push = PushWorker(self.store, s.erp.push_url, token=token)
@@ -109,12 +115,31 @@ class EdgeService:
                                         log_level="warning", lifespan="off", access_log=False)
                 self._server = _QuietServer(config)
                 self._spawn(self._server.serve(), "api")
+                api_task = self._tasks[-1]
                 while not self._server.started:
+                    if api_task.done():  # e.g. the port is taken: uvicorn gave up
+                        await self.stop()
+                        raise RuntimeError(f"the API could not listen on {s.api.host}:"
+                                           f"{s.api.port}")
                     await asyncio.sleep(0.02)
+        self._spawn(self._retention_loop(), "retention")
         self.started.set()
         log.info("mes-edge %s started: %d devices, MQTT %s, API %s", s.site, len(self.drivers),
                  "on" if s.mqtt else "off",
                  f"http://{s.api.host}:{s.api.port}" if self._server else "off")
+
+    async def _retention_loop(self, every_s: float = 3600.0) -> None:
+        """Purge confirmations the ERP has received once they are older than the kept days."""
+        assert self.store is not None
+        keep = timedelta(days=self.settings.erp.keep_confirmations_days)
+        while True:
+            try:
+                purged = await feed.purge(self.store, datetime.now(UTC) - keep)
+                if purged:
+                    log.info("retention: purged %d confirmations older than %s", purged, keep)
+            except Exception:  # the database may be away; try again next round
+                log.exception("retention purge failed")
+            await asyncio.sleep(every_s)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)

@@ -1,0 +1,21 @@
+"""/healthz, /readyz and /metrics through HTTP."""
+
+from __future__ import annotations
+
+from mes_edge.domain import CountingSource, QuantityReported
+from tests.api.conftest import Running
+
+
+async def test_healthz_readyz_metrics(running: Running) -> None:
+    async with running.client() as c:
+        assert (await c.get("/healthz")).json() == {"status": "ok"}
+        ready = await c.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["database"] == "ok" and ready.json()["status"] == "ready"
+        d = running.service.dispatcher
+        assert d is not None
+        await d.process(QuantityReported(event_id="m1", work_center="PRESS-01",
+                                         by=CountingSource.MACHINE, good=1))  # refused: no op
+        text = (await c.get("/metrics")).text
+        assert 'mes_edge_events_total{outcome="rejected"} 1.0' in text
+        assert "mes_edge_queue_depth" in text
