@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime
 
 from mes_edge.config.settings import CounterRule
@@ -37,7 +38,10 @@ class CounterTracker:
 
     def on_value(self, raw: object, source_ts: datetime | None) -> CounterItem | None:
         """The item a new reading produces, or None when nothing changed."""
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw != int(raw) or raw < 0:
+        # NaN/inf (a float tag gone bad) must be refused here: int() of them raises.
+        if (isinstance(raw, bool) or not isinstance(raw, int | float)
+                or (isinstance(raw, float) and not math.isfinite(raw)) or raw != int(raw)
+                or raw < 0):
             return RawRejection(source=self.rule.device, reason_code="bad_counter_value",
                                 reason=f"{self.rule.device}/{self.rule.tag}: {raw!r} is not a "
                                        "counter value", payload={"value": repr(raw)},
@@ -59,7 +63,8 @@ class CounterTracker:
             if wrapped <= rule.max_delta and last > self.max_value - rule.max_delta:
                 delta = wrapped  # rollover at the type's maximum
             else:
-                log.warning("%s/%s: counter reset from %d to %d", rule.device, rule.tag, last, value)
+                log.warning("%s/%s: counter reset from %d to %d", rule.device, rule.tag, last,
+                            value)
                 if rule.on_reset == "baseline" or value > rule.max_delta or value == 0:
                     self.last = value
                     return CounterBaseline(self._cp(value))

@@ -35,7 +35,7 @@ class StateTracker:
     def on_value(self, raw: object, ts: datetime) -> RuleItem | None:
         try:
             state = self.rule.map[int(raw)]  # type: ignore[call-overload]
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # int(inf) overflows
             state = MachineState.UNKNOWN
         if state == self.last:
             return None

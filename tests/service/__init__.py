@@ -1,0 +1,1 @@
+"""End-to-end tests: real simulators and Mosquitto -> drivers -> rules -> dispatcher -> WIP."""
