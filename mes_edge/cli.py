@@ -13,10 +13,19 @@ from mes_edge.config import ConfigError, Settings, load_settings
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    for noisy in ("asyncua", "pymodbus", "amqtt", "transitions", "uvicorn.error", "httpx",
-                  "httpcore"):
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    for noisy in (
+        "asyncua",
+        "pymodbus",
+        "amqtt",
+        "transitions",
+        "uvicorn.error",
+        "httpx",
+        "httpcore",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -62,10 +71,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a plant file and summarise it."""
     s = _load(args.file)
-    print(f"{args.file}: OK - site {s.site!r}, {len(s.work_centers)} work centers "
-          f"({', '.join(w.id for w in s.work_centers)}), {len(s.devices)} devices, "
-          f"{len(s.rules)} rule sets, database {s.database.url.split('://')[0]}, "
-          f"MQTT {'on' if s.mqtt else 'off'}")
+    print(
+        f"{args.file}: OK - site {s.site!r}, {len(s.work_centers)} work centers "
+        f"({', '.join(w.id for w in s.work_centers)}), {len(s.devices)} devices, "
+        f"{len(s.rules)} rule sets, database {s.database.url.split('://')[0]}, "
+        f"MQTT {'on' if s.mqtt else 'off'}"
+    )
     return 0
 
 
@@ -117,8 +128,9 @@ def cmd_token(args: argparse.Namespace) -> int:
                     print(f"mes-edge: unknown work center {unknown[0]!r}", file=sys.stderr)
                     return 2
                 try:
-                    token = await create_token(store, Role(args.role),
-                                               args.name or f"{args.role} token", args.work_center)
+                    token = await create_token(
+                        store, Role(args.role), args.name or f"{args.role} token", args.work_center
+                    )
                 except ValueError as err:
                     print(f"mes-edge: {err}", file=sys.stderr)
                     return 2
@@ -142,8 +154,12 @@ def cmd_sim(args: argparse.Namespace, rest: list[str]) -> int:
     """Run one simulator on its own."""
     import importlib
 
-    module = {"modbus": "simulators.modbus_plc", "opcua": "simulators.opcua_plc",
-              "scanner": "simulators.scanner", "erp": "simulators.erp"}[args.simulator]
+    module = {
+        "modbus": "simulators.modbus_plc",
+        "opcua": "simulators.opcua_plc",
+        "scanner": "simulators.scanner",
+        "erp": "simulators.erp",
+    }[args.simulator]
     main = importlib.import_module(module).main
     result = main(rest)
     return int(result or 0)
@@ -178,8 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--config", required=True)
     create.add_argument("--role", required=True, choices=["operator", "supervisor", "erp", "admin"])
     create.add_argument("--name", default=None)
-    create.add_argument("--work-center", action="append", default=[],
-                        help="work center an operator token may act on (repeat)")
+    create.add_argument(
+        "--work-center",
+        action="append",
+        default=[],
+        help="work center an operator token may act on (repeat)",
+    )
     revoke = token_sub.add_parser("revoke", help="revoke a token by its id (mes_<id>_...)")
     revoke.add_argument("--config", required=True)
     revoke.add_argument("token_id")
@@ -189,15 +209,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", default=None, help="plant file (default: the embedded demo)")
     demo.add_argument("--data-dir", default="mes-edge-data")
     demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--mqtt-url", default=None, help="use this broker instead of the built-in one")
-    demo.add_argument("--duration", type=float, default=None,
-                      help="run this many seconds, then drain and reconcile")
+    demo.add_argument(
+        "--mqtt-url", default=None, help="use this broker instead of the built-in one"
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="run this many seconds, then drain and reconcile",
+    )
     demo.add_argument("--speed", type=float, default=1.0, help="simulated time factor")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--orders", type=int, default=4, help="work orders the ERP releases")
     demo.add_argument("--quantity", type=int, default=20, help="quantity of each order")
-    demo.add_argument("--service", choices=["inline", "subprocess"], default="inline",
-                      help="run the service in this process, or as a supervised child process")
+    demo.add_argument(
+        "--service",
+        choices=["inline", "subprocess"],
+        default="inline",
+        help="run the service in this process, or as a supervised child process",
+    )
     demo.set_defaults(func=cmd_demo)
 
     sim = sub.add_parser("sim", help="run one simulator (arguments after the name go to it)")
@@ -210,7 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv[:1] == ["sim"] or (len(argv) > 1 and argv[0] in ("-v", "--verbose") and argv[1] == "sim"):
+    if argv[:1] == ["sim"] or (
+        len(argv) > 1 and argv[0] in ("-v", "--verbose") and argv[1] == "sim"
+    ):
         args, rest = parser.parse_known_args(argv)
         _setup_logging(args.verbose)
         return cmd_sim(args, rest)

@@ -156,17 +156,17 @@ class ServiceRunner:
             await asyncio.gather(self._watch, return_exceptions=True)
 
 
-async def _wait_http(url: str, timeout: float) -> None:
+async def _wait_http(url: str, within: float) -> None:
     import httpx
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=2) as client:
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(url)).status_code == 200:
                     return
             await asyncio.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer in {timeout:.0f}s")
+    raise TimeoutError(f"{url} did not answer in {within:.0f}s")
 
 
 def _progress(line: Any, erp: Any) -> str:
@@ -213,7 +213,7 @@ async def demo(args: argparse.Namespace) -> int:
     from simulators.scanner import ScannerSim
 
     data_dir = Path(args.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     plan = DemoPlan(data_dir=data_dir, api_port=args.port, mqtt_url=args.mqtt_url,
                     speed=max(args.speed, 0.1), seed=args.seed,
                     modbus_port=_free_port(), opcua_port=_free_port())
@@ -224,9 +224,10 @@ async def demo(args: argparse.Namespace) -> int:
         broker = await _start_broker(port)
         mqtt_url = f"mqtt://127.0.0.1:{port}"
     base = Path(args.config) if args.config else DEMO_PLANT
-    doc = plant_document(plan, mqtt_url, base)
+    doc = await asyncio.to_thread(plant_document, plan, mqtt_url, base)
     settings_path = data_dir / "plant.yaml"
-    settings_path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    await asyncio.to_thread(settings_path.write_text, yaml.safe_dump(doc, sort_keys=False),
+                            encoding="utf-8")
     site = doc["site"]
     work_centers = [w["id"] for w in doc["work_centers"]]
     tokens = await _make_tokens(doc["database"]["url"], work_centers)
@@ -253,7 +254,7 @@ async def demo(args: argparse.Namespace) -> int:
               f"supervisor board: {base_url}/board; log in at {base_url}/login with a token")
         for name, token in tokens.items():
             print(f"  token {name:12} {token}")
-        print(f"  data in {data_dir.resolve()}, MQTT at {mqtt_url}; Ctrl-C stops\n", flush=True)
+        print(f"  data in {data_dir.absolute()}, MQTT at {mqtt_url}; Ctrl-C stops\n", flush=True)
 
         erp = ErpSim(base_url, tokens["erp"], mode="pull", poll_interval=0.5)
         await erp.start()

@@ -58,14 +58,13 @@ class Received:
         order = c["order_id"]
         last = self.last_cursor.get(order, 0)
         if c["cursor"] <= last:
-            self.order_violations.append(
-                f"{order}: cursor {c['cursor']} arrived after {last}")
+            self.order_violations.append(f"{order}: cursor {c['cursor']} arrived after {last}")
         self.last_cursor[order] = max(last, c["cursor"])
         self.by_id[cid] = c
         return True
 
     def totals(self, key: str) -> dict[str, dict[str, int]]:
-        """good / scrap / rework summed by `key` (work_center, order_id...), reversals subtracted."""
+        """good / scrap / rework summed by `key` (work_center, order_id), reversals subtracted."""
         out: dict[str, dict[str, int]] = defaultdict(lambda: {"good": 0, "scrap": 0, "rework": 0})
         for c in self.by_id.values():
             sign = -1 if c.get("reverses") else 1
@@ -79,9 +78,18 @@ class Received:
 class ErpSim:
     """The virtual ERP: order release, confirmation intake (pull or push), totals."""
 
-    def __init__(self, mes_url: str, token: str, *, mode: str = "pull",
-                 poll_interval: float = 0.5, push_host: str = "127.0.0.1",
-                 push_port: int = 0, page: int = 500, push_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        mes_url: str,
+        token: str,
+        *,
+        mode: str = "pull",
+        poll_interval: float = 0.5,
+        push_host: str = "127.0.0.1",
+        push_port: int = 0,
+        page: int = 500,
+        push_delay: float = 0.0,
+    ) -> None:
         if mode not in ("pull", "push"):
             raise ValueError("mode is pull or push")
         self.mes_url = mes_url.rstrip("/")
@@ -97,8 +105,9 @@ class ErpSim:
         self.push_delay = push_delay  # seconds an ERP takes to post one confirmation
         #: Orders offered to a MES that pulls them (GET /erp/released-orders).
         self.offered: dict[str, dict[str, Any]] = {}
-        self._client = httpx.AsyncClient(base_url=self.mes_url, timeout=10,
-                                         headers={"Authorization": f"Bearer {token}"})
+        self._client = httpx.AsyncClient(
+            base_url=self.mes_url, timeout=10, headers={"Authorization": f"Bearer {token}"}
+        )
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: uvicorn.Server | None = None
 
@@ -131,12 +140,24 @@ class ErpSim:
 
     # -- orders ---------------------------------------------------------------------------
 
-    async def release_order(self, order_id: str, *, quantity: int,
-                            operations: list[tuple[str, str]], revision: int = 1,
-                            material: str = "PART-100", **extra: Any) -> dict[str, Any]:
+    async def release_order(
+        self,
+        order_id: str,
+        *,
+        quantity: int,
+        operations: list[tuple[str, str]],
+        revision: int = 1,
+        material: str = "PART-100",
+        **extra: Any,
+    ) -> dict[str, Any]:
         """PUT a work order (retrying while the MES is unreachable); returns the MES answer."""
-        body = {"revision": revision, "material": material, "quantity": quantity,
-                "operations": [{"op_no": n, "work_center": w} for n, w in operations], **extra}
+        body = {
+            "revision": revision,
+            "material": material,
+            "quantity": quantity,
+            "operations": [{"op_no": n, "work_center": w} for n, w in operations],
+            **extra,
+        }
         for attempt in range(200):
             try:
                 r = await self._client.put(f"/api/v1/work-orders/{order_id}", json=body)
@@ -168,17 +189,24 @@ class ErpSim:
         """Fetch every page after our cursor, book it, ack it. Returns how many were new."""
         new = 0
         while True:
-            r = await self._client.get("/api/v1/confirmations",
-                                       params={"after": self.cursor, "limit": self.page})
+            r = await self._client.get(
+                "/api/v1/confirmations", params={"after": self.cursor, "limit": self.page}
+            )
             r.raise_for_status()
             page = r.json()
             for c in page["confirmations"]:
                 new += self.received.book(c)
             if page["confirmations"]:
-                ack = await self._client.post("/api/v1/confirmations/ack", json={
-                    "cursor": page["next_cursor"],
-                    "results": [{"confirmation_id": c["confirmation_id"], "status": "posted"}
-                                for c in page["confirmations"]]})
+                ack = await self._client.post(
+                    "/api/v1/confirmations/ack",
+                    json={
+                        "cursor": page["next_cursor"],
+                        "results": [
+                            {"confirmation_id": c["confirmation_id"], "status": "posted"}
+                            for c in page["confirmations"]
+                        ],
+                    },
+                )
                 ack.raise_for_status()
                 self.cursor = page["next_cursor"]
             if not page["has_more"]:
@@ -210,19 +238,33 @@ class ErpSim:
         except (json.JSONDecodeError, ValueError):
             return JSONResponse({"error": "not JSON"}, status_code=400)
         if not key or key != body.get("confirmation_id"):
-            return JSONResponse({"error": "Idempotency-Key must equal confirmation_id"},
-                                status_code=400)
+            return JSONResponse(
+                {"error": "Idempotency-Key must equal confirmation_id"}, status_code=400
+            )
         fresh = self.received.book(body)
-        return JSONResponse({"status": "posted" if fresh else "duplicate"},
-                            status_code=201 if fresh else 200)
+        return JSONResponse(
+            {"status": "posted" if fresh else "duplicate"}, status_code=201 if fresh else 200
+        )
 
-    def offer_order(self, order_id: str, *, quantity: int, operations: list[tuple[str, str]],
-                    revision: int = 1, material: str = "PART-100", **extra: Any) -> None:
+    def offer_order(
+        self,
+        order_id: str,
+        *,
+        quantity: int,
+        operations: list[tuple[str, str]],
+        revision: int = 1,
+        material: str = "PART-100",
+        **extra: Any,
+    ) -> None:
         """Publish an order on GET /erp/released-orders for a MES that pulls orders."""
         self.offered[order_id] = {
-            "order_id": order_id, "revision": revision, "material": material,
-            "quantity": quantity, **extra,
-            "operations": [{"op_no": n, "work_center": w} for n, w in operations]}
+            "order_id": order_id,
+            "revision": revision,
+            "material": material,
+            "quantity": quantity,
+            **extra,
+            "operations": [{"op_no": n, "work_center": w} for n, w in operations],
+        }
 
     async def _released(self, request: Request) -> JSONResponse:
         return JSONResponse({"work_orders": list(self.offered.values())})
@@ -235,12 +277,20 @@ class ErpSim:
         """Listen for pushes (and serve released orders) on push_port."""
         if self._server is not None:
             return
-        app = Starlette(routes=[
-            Route("/erp/confirmations", self._receive, methods=["POST"]),
-            Route("/erp/released-orders", self._released, methods=["GET"]),
-        ])
-        config = uvicorn.Config(app, host=self.push_host, port=self.push_port,
-                                log_level="warning", lifespan="off", access_log=False)
+        app = Starlette(
+            routes=[
+                Route("/erp/confirmations", self._receive, methods=["POST"]),
+                Route("/erp/released-orders", self._released, methods=["GET"]),
+            ]
+        )
+        config = uvicorn.Config(
+            app,
+            host=self.push_host,
+            port=self.push_port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
         server = _Server(config)
         self._server = server
         self._tasks.append(asyncio.create_task(server.serve(), name="erp-receiver"))
@@ -256,7 +306,7 @@ class ErpSim:
         if server is not None:
             server.should_exit = True
             for _ in range(250):
-                if not server.started or server.should_exit and not server.servers:
+                if not server.started or (server.should_exit and not server.servers):
                     break
                 await asyncio.sleep(0.02)
             await asyncio.sleep(0.1)
@@ -292,14 +342,25 @@ async def _main(args: argparse.Namespace) -> None:
         if args.mode == "push":
             print(f"receiving pushes at {erp.push_url}", flush=True)
         for i in range(args.orders):
-            await erp.release_order(f"SIM-{i + 1:04d}", quantity=args.quantity,
-                                    operations=[(f"{(j + 1) * 10:04d}", wc)
-                                                for j, wc in enumerate(args.route.split(","))])
+            await erp.release_order(
+                f"SIM-{i + 1:04d}",
+                quantity=args.quantity,
+                operations=[
+                    (f"{(j + 1) * 10:04d}", wc) for j, wc in enumerate(args.route.split(","))
+                ],
+            )
         while True:
             await asyncio.sleep(args.report_every)
-            print(json.dumps({"received": len(erp.received.by_id),
-                              "duplicates": erp.received.duplicates,
-                              "by_work_center": erp.totals_by_work_center()}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "received": len(erp.received.by_id),
+                        "duplicates": erp.received.duplicates,
+                        "by_work_center": erp.totals_by_work_center(),
+                    }
+                ),
+                flush=True,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

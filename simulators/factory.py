@@ -60,14 +60,16 @@ class Api:
     """Reads the MES's work orders (retrying while the MES is unreachable)."""
 
     def __init__(self, base_url: str, token: str) -> None:
-        self.client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=5,
-                                        headers={"Authorization": f"Bearer {token}"})
+        self.client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), timeout=5, headers={"Authorization": f"Bearer {token}"}
+        )
 
     async def open_orders(self) -> list[dict[str, Any]]:
         """Released and in-progress orders, oldest first ([] while the MES is down)."""
         try:
-            r = await self.client.get("/api/v1/work-orders", params={
-                "status": ["released", "in_progress"], "limit": 1000})
+            r = await self.client.get(
+                "/api/v1/work-orders", params={"status": ["released", "in_progress"], "limit": 1000}
+            )
         except httpx.HTTPError:
             return []
         if r.status_code != 200:
@@ -101,7 +103,9 @@ class Api:
         await self.client.aclose()
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, every: float = 0.1) -> bool:
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], timeout: float, every: float = 0.1
+) -> bool:
     """Poll an async condition until true or the timeout; returns the last result."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -114,8 +118,16 @@ async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, every: 
 class Line:
     """The people of the virtual line: one worker task per station."""
 
-    def __init__(self, api: Api, stations: list[Station], *, seed: int = 7,
-                 speed: float = 1.0, lot: int = 5, scrap_rate: float = 0.05) -> None:
+    def __init__(
+        self,
+        api: Api,
+        stations: list[Station],
+        *,
+        seed: int = 7,
+        speed: float = 1.0,
+        lot: int = 5,
+        scrap_rate: float = 0.05,
+    ) -> None:
         self.api = api
         self.stations = stations
         self.speed = speed
@@ -150,11 +162,18 @@ class Line:
 
     async def _event(self, s: Station, type_: str, order: str, op: str, **kw: Any) -> None:
         self._msg += 1
-        await s.terminal.event(type_, order, op, msg_id=f"{s.work_center}-{time.time_ns()}-"
-                               f"{self._msg}", operator="demo-operator", **kw)
+        await s.terminal.event(
+            type_,
+            order,
+            op,
+            msg_id=f"{s.work_center}-{time.time_ns()}-{self._msg}",
+            operator="demo-operator",
+            **kw,
+        )
 
-    def _pick(self, s: Station, orders: list[dict[str, Any]]) -> tuple[str, dict[str, Any],
-                                                                      dict[str, Any] | None] | None:
+    def _pick(
+        self, s: Station, orders: list[dict[str, Any]]
+    ) -> tuple[str, dict[str, Any], dict[str, Any] | None] | None:
         for o in orders:
             ops = o["operations"]
             for i, op in enumerate(ops):
@@ -162,8 +181,12 @@ class Line:
                     continue
                 if op["status"] in ("ready", "paused", "running") and op["available"] > 0:
                     return o["order_id"], op, ops[i - 1] if i > 0 else None
-                if op["status"] in ("paused", "running") and i > 0 and ops[i - 1]["status"] in (
-                        "completed", "cancelled") and op["available"] == 0:
+                if (
+                    op["status"] in ("paused", "running")
+                    and i > 0
+                    and ops[i - 1]["status"] in ("completed", "cancelled")
+                    and op["available"] == 0
+                ):
                     return o["order_id"], op, ops[i - 1]  # all input used: complete it
         return None
 
@@ -180,8 +203,9 @@ class Line:
                 log.exception("%s: step on %s/%s failed", s.work_center, order_id, op["op_no"])
                 await asyncio.sleep(0.5)
 
-    async def _operate(self, s: Station, order_id: str, op: dict[str, Any],
-                       prev: dict[str, Any] | None) -> None:
+    async def _operate(
+        self, s: Station, order_id: str, op: dict[str, Any], prev: dict[str, Any] | None
+    ) -> None:
         op_no = op["op_no"]
         s.current = f"{order_id}/{op_no}"
         if op["status"] != "running":
@@ -288,4 +312,6 @@ class OpcUaMachine:
         await self.plc.set_state(1 if on else 2)
 
     async def counts(self) -> tuple[int, int]:
-        return int(await self.plc.get_value("GoodCount")), int(await self.plc.get_value("ScrapCount"))
+        return int(await self.plc.get_value("GoodCount")), int(
+            await self.plc.get_value("ScrapCount")
+        )

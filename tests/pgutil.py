@@ -14,7 +14,10 @@ def fresh_database_from_url(url: str, name: str) -> str:
 
     async def create() -> None:
         conn = await asyncpg.connect(
-            host=u.host, port=u.port or 5432, user=u.username, password=u.password,
+            host=u.host,
+            port=u.port or 5432,
+            user=u.username,
+            password=u.password,
             database=u.database or "postgres",
         )
         try:
@@ -23,4 +26,6 @@ def fresh_database_from_url(url: str, name: str) -> str:
             await conn.close()
 
     asyncio.run(create())
-    return u.set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
+    return u.set(drivername="postgresql+asyncpg", database=name).render_as_string(
+        hide_password=False
+    )

@@ -44,7 +44,9 @@ class MosquittoBroker:
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(exe).exists():
-            raise RuntimeError("mosquitto not installed: run tests/run.sh (apt-get install mosquitto)")
+            raise RuntimeError(
+                "mosquitto not installed: run tests/run.sh (apt-get install mosquitto)"
+            )
         self.exe = exe
         self.port = port or free_port()
         self.workdir = workdir
@@ -69,7 +71,7 @@ class MosquittoBroker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - owned by the process
+        log = open(self.workdir / "mosquitto.log", "ab")
         self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=log, stderr=log)
         wait_port(self.port)
 
@@ -121,21 +123,59 @@ class PostgresServer:
         subprocess.run([*self._as, *args], check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
-        self._run(str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
-                  "-A", "trust", "-E", "UTF8", "--no-sync")
-        opts = (f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 "
-                "-c max_connections=100 -c shared_buffers=64MB")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", opts,
-                  "-l", str(self.tmp / "pg.log"), "-w", "-t", "60", "start")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        opts = (
+            f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 "
+            "-c max_connections=100 -c shared_buffers=64MB"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-o",
+            opts,
+            "-l",
+            str(self.tmp / "pg.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         wait_port(self.port)
 
     def create_database(self, name: str) -> str:
-        self._run(str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                  "-U", "postgres", name)
+        self._run(
+            str(self.bindir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            name,
+        )
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate",
-                      "-w", "stop")
+            self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            )
         shutil.rmtree(self.tmp, ignore_errors=True)

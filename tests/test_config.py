@@ -53,7 +53,7 @@ def test_secrets_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path:
     f.write_text("site: s1\nwork_centers: [{id: A}]\n"
                  "database: {url: '${MES_DB_URL}'}\n"
                  "mqtt: {client_id: c1, password: '${MQTT_PW:-fallback}'}\n")
-    with pytest.raises(ConfigError, match="database.url: environment variable MES_DB_URL"):
+    with pytest.raises(ConfigError, match=r"database\.url: environment variable MES_DB_URL"):
         load_settings(f)
     monkeypatch.setenv("MES_DB_URL", "postgresql://u:p@db/mes")
     s = load_settings(f)

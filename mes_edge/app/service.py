@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import uvicorn
@@ -46,8 +46,13 @@ class _QuietServer(uvicorn.Server):
 class EdgeService:
     """One running mes-edge instance."""
 
-    def __init__(self, settings: Settings, *, api_factory: Callable[[EdgeService], FastAPI] | None
-                 = None, serve_api: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        api_factory: Callable[[EdgeService], FastAPI] | None = None,
+        serve_api: bool = True,
+    ) -> None:
         self.settings = settings
         self.rules = plant_rules(settings)
         self.operators = StationOperators()
@@ -74,19 +79,22 @@ class EdgeService:
         s = self.settings
         self.store = await Store.open(s.database.url, migrate=s.database.auto_migrate)
         every = s.production.confirmation.every_seconds
-        self.dispatcher = Dispatcher(self.store, self.rules,
-                                     tick_seconds=min(5.0, every / 2) if every else None)
+        self.dispatcher = Dispatcher(
+            self.store, self.rules, tick_seconds=min(5.0, every / 2) if every else None
+        )
         await self.dispatcher.start()
         if s.mqtt is not None:
             self.mqtt_out = MqttPublisher(s.mqtt)
             await self.mqtt_out.start()
-            self._undo.append(self.dispatcher.subscribe(
-                CommitPublisher(s.site, self.dispatcher, self.mqtt_out)))
+            self._undo.append(
+                self.dispatcher.subscribe(CommitPublisher(s.site, self.dispatcher, self.mqtt_out))
+            )
             # Retained state may be stale after a restart (or lost with our last process):
             # publish every work center's state once at start.
             for wc in s.work_centers:
-                self.mqtt_out.publish_state(s.site, wc.id,
-                                            work_center_view(self.dispatcher.state, wc.id))
+                self.mqtt_out.publish_state(
+                    s.site, wc.id, work_center_view(self.dispatcher.state, wc.id)
+                )
         if s.erp.mode == "push" and s.erp.push_url:
             token = s.erp.push_token.get_secret_value() if s.erp.push_token else None
             self.push = PushWorker(self.store, s.erp.push_url, token=token)
@@ -94,12 +102,15 @@ class EdgeService:
             await self.push.start()
         if s.erp.orders_url:
             token = s.erp.orders_token.get_secret_value() if s.erp.orders_token else None
-            self.order_pull = OrderPuller(self.dispatcher, s.erp.orders_url, token=token,
-                                          interval=s.erp.orders_poll_seconds)
+            self.order_pull = OrderPuller(
+                self.dispatcher, s.erp.orders_url, token=token, interval=s.erp.orders_poll_seconds
+            )
             await self.order_pull.start()
         signal_rules = SignalRules(s.rules, self.dispatcher.checkpoints)
         for dev in s.devices:
-            driver: Driver = ModbusDriver(dev) if isinstance(dev, ModbusDevice) else OpcUaDriver(dev)
+            driver: Driver = (
+                ModbusDriver(dev) if isinstance(dev, ModbusDevice) else OpcUaDriver(dev)
+            )
             await driver.start()
             self.drivers.append(driver)
             self._spawn(pump_signals(driver, signal_rules, self.dispatcher), f"pump:{dev.name}")
@@ -111,22 +122,31 @@ class EdgeService:
         if self._api_factory is not None:
             self.api = self._api_factory(self)
             if self._serve_api:
-                config = uvicorn.Config(self.api, host=s.api.host, port=s.api.port,
-                                        log_level="warning", lifespan="off", access_log=False)
+                config = uvicorn.Config(
+                    self.api,
+                    host=s.api.host,
+                    port=s.api.port,
+                    log_level="warning",
+                    lifespan="off",
+                    access_log=False,
+                )
                 self._server = _QuietServer(config)
                 self._spawn(self._server.serve(), "api")
                 api_task = self._tasks[-1]
                 while not self._server.started:
                     if api_task.done():  # e.g. the port is taken: uvicorn gave up
                         await self.stop()
-                        raise RuntimeError(f"the API could not listen on {s.api.host}:"
-                                           f"{s.api.port}")
+                        raise RuntimeError(f"the API could not listen on {s.api.host}:{s.api.port}")
                     await asyncio.sleep(0.02)
         self._spawn(self._retention_loop(), "retention")
         self.started.set()
-        log.info("mes-edge %s started: %d devices, MQTT %s, API %s", s.site, len(self.drivers),
-                 "on" if s.mqtt else "off",
-                 f"http://{s.api.host}:{s.api.port}" if self._server else "off")
+        log.info(
+            "mes-edge %s started: %d devices, MQTT %s, API %s",
+            s.site,
+            len(self.drivers),
+            "on" if s.mqtt else "off",
+            f"http://{s.api.host}:{s.api.port}" if self._server else "off",
+        )
 
     async def _retention_loop(self, every_s: float = 3600.0) -> None:
         """Purge confirmations the ERP has received once they are older than the kept days."""

@@ -52,7 +52,6 @@ class ErpSettings(Strict):
     orders_token: SecretStr | None = None
     orders_poll_seconds: float = Field(30.0, ge=1.0)
 
-
     @model_validator(mode="after")
     def _push_needs_url(self) -> ErpSettings:
         if self.mode == "push" and not self.push_url:
@@ -125,15 +124,22 @@ class CounterRule(TagRef):
     scrap_reason: str | None = None
     bits: Literal[16, 32, 64] = 32
     on_reset: Literal["count", "baseline"] = Field(
-        "count", description="after a drop: count the new value as produced, or only re-baseline")
+        "count", description="after a drop: count the new value as produced, or only re-baseline"
+    )
     max_delta: int = Field(10_000, ge=1, description="a larger jump is refused, not counted")
 
 
 class StateRule(TagRef):
     """A PLC state code mapped to running / idle / down / setup."""
 
-    map: dict[int, MachineState] = Field(default_factory=lambda: {
-        1: MachineState.RUNNING, 2: MachineState.IDLE, 3: MachineState.DOWN, 4: MachineState.SETUP})
+    map: dict[int, MachineState] = Field(
+        default_factory=lambda: {
+            1: MachineState.RUNNING,
+            2: MachineState.IDLE,
+            3: MachineState.DOWN,
+            4: MachineState.SETUP,
+        }
+    )
 
 
 class TriggerRule(TagRef):
@@ -178,8 +184,9 @@ class RuleSettings(Strict):
 class Settings(BaseSettings):
     """The whole plant configuration."""
 
-    model_config = SettingsConfigDict(env_prefix="MES_EDGE_", env_nested_delimiter="__",
-                                      extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="MES_EDGE_", env_nested_delimiter="__", extra="forbid"
+    )
 
     site: Name
     database: DatabaseSettings = DatabaseSettings()
@@ -212,9 +219,13 @@ class Settings(BaseSettings):
         tags = {d.name: {t.name for t in d.tags} for d in self.devices}
         for i, rule in enumerate(self.rules):
             if rule.work_center not in wcs:
-                raise ValueError(f"rules[{i}].work_center: unknown work center {rule.work_center!r}"
-                                 f" (known: {', '.join(wcs)})")
-            refs: list[tuple[str, TagRef]] = [(f"counters[{j}]", c) for j, c in enumerate(rule.counters)]
+                raise ValueError(
+                    f"rules[{i}].work_center: unknown work center {rule.work_center!r}"
+                    f" (known: {', '.join(wcs)})"
+                )
+            refs: list[tuple[str, TagRef]] = [
+                (f"counters[{j}]", c) for j, c in enumerate(rule.counters)
+            ]
             refs += [(f"triggers[{j}]", t) for j, t in enumerate(rule.triggers)]
             if rule.state:
                 refs.append(("state", rule.state))
@@ -222,8 +233,9 @@ class Settings(BaseSettings):
                 if ref.device not in tags:
                     raise ValueError(f"rules[{i}].{where}.device: unknown device {ref.device!r}")
                 if ref.tag not in tags[ref.device]:
-                    raise ValueError(f"rules[{i}].{where}.tag: device {ref.device!r} has no tag "
-                                     f"{ref.tag!r}")
+                    raise ValueError(
+                        f"rules[{i}].{where}.tag: device {ref.device!r} has no tag {ref.tag!r}"
+                    )
         return self
 
 

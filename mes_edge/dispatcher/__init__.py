@@ -10,5 +10,14 @@ from mes_edge.dispatcher.outcome import (
     Status,
 )
 
-__all__ = ["CommittedBatch", "CounterBaseline", "Dispatcher", "DispatcherClosed", "DispatcherStats", "Outcome",
-           "RawRejection", "RejectionRecord", "Status"]
+__all__ = [
+    "CommittedBatch",
+    "CounterBaseline",
+    "Dispatcher",
+    "DispatcherClosed",
+    "DispatcherStats",
+    "Outcome",
+    "RawRejection",
+    "RejectionRecord",
+    "Status",
+]

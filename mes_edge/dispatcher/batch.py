@@ -26,8 +26,7 @@ from mes_edge.domain import (
     apply,
     event_to_json,
 )
-from mes_edge.store import BatchWrite
-from mes_edge.store import codec
+from mes_edge.store import BatchWrite, codec
 
 
 class BatchBuilder:

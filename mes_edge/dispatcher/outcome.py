@@ -44,7 +44,7 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class RawRejection:
-    """Input that never became a valid event (malformed JSON, wrong types...): recorded as refused."""
+    """Input that never became a valid event (malformed JSON, wrong types): recorded as refused."""
 
     source: str
     reason_code: str

@@ -20,7 +20,7 @@ from mes_edge.domain.events import (
 from mes_edge.domain.operations import command_operation, confirmations_due, report_quantity
 from mes_edge.domain.orders import command_order, receive_order
 from mes_edge.domain.plant import Decision, PlantRules, StateView
-from mes_edge.domain.rejections import Rejection, RejectCode
+from mes_edge.domain.rejections import RejectCode, Rejection
 from mes_edge.domain.workcenters import change_machine_state, give_downtime_reason
 
 _HANDLERS: dict[type[Event], Callable[[StateView, PlantRules, Any, Decision], None]] = {

@@ -7,7 +7,7 @@ import uuid
 from mes_edge.domain.events import ConfirmationReversed, Event
 from mes_edge.domain.model import ZERO, OperationStatus, OrderStatus, WorkOrder
 from mes_edge.domain.plant import Confirmation, Decision, PlantRules, StateView
-from mes_edge.domain.rejections import Rejection, RejectCode
+from mes_edge.domain.rejections import RejectCode, Rejection
 from mes_edge.domain.sequence import check_chain
 
 # Confirmation ids are derived from the event that caused them, so a replay of the event log
@@ -20,7 +20,9 @@ def confirmation_id(event_id: str, order_id: str, op_no: str, kind: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{event_id}\x1f{order_id}\x1f{op_no}\x1f{kind}"))
 
 
-def confirm(order: WorkOrder, index: int, event: Event, decision: Decision, *, final: bool) -> WorkOrder:
+def confirm(
+    order: WorkOrder, index: int, event: Event, decision: Decision, *, final: bool
+) -> WorkOrder:
     """Confirm what operation `index` reported since its last confirmation.
 
     Nothing happens when there is nothing to confirm, except for a final confirmation, which
@@ -51,17 +53,23 @@ def confirm(order: WorkOrder, index: int, event: Event, decision: Decision, *, f
     return order.with_op(index, op.with_(unconfirmed=ZERO, last_confirmed_at=event.ts))
 
 
-def reverse(view: StateView, rules: PlantRules, event: ConfirmationReversed, decision: Decision) -> None:
+def reverse(
+    view: StateView, rules: PlantRules, event: ConfirmationReversed, decision: Decision
+) -> None:
     """Reverse a confirmation: take its quantities back out of the operation's WIP."""
     original = view.confirmation(event.confirmation_id)
     if original is None or original.order_id != event.order_id:
-        raise Rejection(RejectCode.NOT_REVERSIBLE,
-                        f"confirmation {event.confirmation_id} of order {event.order_id} not found")
+        raise Rejection(
+            RejectCode.NOT_REVERSIBLE,
+            f"confirmation {event.confirmation_id} of order {event.order_id} not found",
+        )
     if original.reverses is not None:
         raise Rejection(RejectCode.NOT_REVERSIBLE, "a reversal cannot be reversed; report again")
     if view.reversal_of(original.confirmation_id) is not None:
-        raise Rejection(RejectCode.NOT_REVERSIBLE,
-                        f"confirmation {original.confirmation_id} is already reversed")
+        raise Rejection(
+            RejectCode.NOT_REVERSIBLE,
+            f"confirmation {original.confirmation_id} is already reversed",
+        )
     order = view.order(original.order_id)
     assert order is not None  # a confirmation always belongs to a known order
     if order.status in (OrderStatus.CLOSED, OrderStatus.CANCELLED):

@@ -8,9 +8,9 @@ Quantities are whole units of the order's unit of measure (int): counting is exa
 from __future__ import annotations
 
 import enum
-from typing import TypeVar
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import TypeVar
 
 _T = TypeVar("_T")
 _FIELDS: dict[type, tuple[str, ...]] = {}
@@ -246,7 +246,7 @@ class WorkOrder:
         return evolve(self, changes)
 
     def handed_over(self, index: int) -> int:
-        """Input available in total to operation `index`: the order qty, or the predecessor's good."""
+        """All input handed to operation `index`: the order qty, or the predecessor's good."""
         if index == 0:
             return self.quantity
         return self.operations[index - 1].done.good

@@ -1,4 +1,4 @@
-"""Operation-level rules: start / pause / resume / complete, quantity reports, timed confirmations."""
+"""Operation rules: start / pause / resume / complete, quantity reports, timed confirmations."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from mes_edge.domain.model import (
 )
 from mes_edge.domain.orders import ACTIVE, FINISHED_OPS, refresh_readiness
 from mes_edge.domain.plant import Decision, PlantRules, StateView
-from mes_edge.domain.rejections import Rejection, RejectCode
+from mes_edge.domain.rejections import RejectCode, Rejection
 from mes_edge.domain.sequence import check_operation
 from mes_edge.domain.workcenters import (
     known_work_center,
@@ -29,29 +29,33 @@ from mes_edge.domain.workcenters import (
 )
 
 
-def _locate(view: StateView, decision: Decision, work_center: str, order_id: str | None,
-            op_no: str | None) -> tuple[WorkOrder, int]:
+def _locate(
+    view: StateView, decision: Decision, work_center: str, order_id: str | None, op_no: str | None
+) -> tuple[WorkOrder, int]:
     """Find the operation an event means: the one named, or the one running on the WC."""
     if order_id is None or op_no is None:
         if order_id is not None or op_no is not None:
             raise Rejection(RejectCode.INVALID, "give both order and operation, or neither")
         running = running_on(view, decision, work_center)
         if running is None:
-            raise Rejection(RejectCode.NO_RUNNING_OPERATION,
-                            f"no operation is running on {work_center}")
+            raise Rejection(
+                RejectCode.NO_RUNNING_OPERATION, f"no operation is running on {work_center}"
+            )
         order_id, op_no = running
     order = decision.orders.get(order_id) or view.order(order_id)
     if order is None:
         raise Rejection(RejectCode.UNKNOWN_ORDER, f"unknown order {order_id!r}")
     index = order.index_of(op_no)
     if index is None:
-        raise Rejection(RejectCode.UNKNOWN_OPERATION,
-                        f"order {order_id} has no operation {op_no!r}")
+        raise Rejection(
+            RejectCode.UNKNOWN_OPERATION, f"order {order_id} has no operation {op_no!r}"
+        )
     op = order.operations[index]
     if op.work_center != work_center:
-        raise Rejection(RejectCode.WRONG_WORK_CENTER,
-                        f"operation {order_id}/{op_no} belongs to {op.work_center}, "
-                        f"not {work_center}")
+        raise Rejection(
+            RejectCode.WRONG_WORK_CENTER,
+            f"operation {order_id}/{op_no} belongs to {op.work_center}, not {work_center}",
+        )
     return order, index
 
 
@@ -59,8 +63,10 @@ def _require_active(order: WorkOrder) -> None:
     if order.status in ACTIVE:
         return
     if order.status == OrderStatus.ON_HOLD:
-        raise Rejection(RejectCode.ORDER_NOT_ACTIVE,
-                        f"order {order.order_id} is on hold: {order.hold_reason or 'no reason given'}")
+        raise Rejection(
+            RejectCode.ORDER_NOT_ACTIVE,
+            f"order {order.order_id} is on hold: {order.hold_reason or 'no reason given'}",
+        )
     raise Rejection(RejectCode.ORDER_NOT_ACTIVE, f"order {order.order_id} is {order.status}")
 
 
@@ -70,24 +76,33 @@ def _finish_order_if_done(order: WorkOrder, event: Event) -> WorkOrder:
     return order
 
 
-def _complete(view: StateView, order: WorkOrder, index: int, event: Event,
-              decision: Decision) -> WorkOrder:
+def _complete(
+    view: StateView, order: WorkOrder, index: int, event: Event, decision: Decision
+) -> WorkOrder:
     op = order.operations[index]
     for prev in order.operations[:index]:
         if prev.status not in FINISHED_OPS:
-            raise Rejection(RejectCode.SEQUENCE,
-                            f"operation {op.op_no} cannot complete before operation "
-                            f"{prev.op_no} is completed")
+            raise Rejection(
+                RejectCode.SEQUENCE,
+                f"operation {op.op_no} cannot complete before operation {prev.op_no} is completed",
+            )
     if op.status == OperationStatus.RUNNING:
         release_work_center(view, decision, op.work_center, order.order_id, op.op_no)
-    order = order.with_op(index, op.with_(status=OperationStatus.COMPLETED, actual_end=event.ts,
-                                          actual_start=op.actual_start or event.ts))
+    order = order.with_op(
+        index,
+        op.with_(
+            status=OperationStatus.COMPLETED,
+            actual_end=event.ts,
+            actual_start=op.actual_start or event.ts,
+        ),
+    )
     order = confirm(order, index, event, decision, final=True)
     return _finish_order_if_done(order, event)
 
 
-def command_operation(view: StateView, rules: PlantRules, event: OperationCommand,
-                      decision: Decision) -> None:
+def command_operation(
+    view: StateView, rules: PlantRules, event: OperationCommand, decision: Decision
+) -> None:
     """Start, pause, resume or complete an operation."""
     known_work_center(rules, event.work_center)
     order, index = _locate(view, decision, event.work_center, event.order_id, event.op_no)
@@ -97,32 +112,46 @@ def command_operation(view: StateView, rules: PlantRules, event: OperationComman
     if action == OperationAction.START and op.status == OperationStatus.PAUSED:
         action = OperationAction.RESUME
     if action in (OperationAction.START, OperationAction.RESUME):
-        expected = (OperationStatus.READY, OperationStatus.WAITING) \
-            if action == OperationAction.START else (OperationStatus.PAUSED,)
+        expected = (
+            (OperationStatus.READY, OperationStatus.WAITING)
+            if action == OperationAction.START
+            else (OperationStatus.PAUSED,)
+        )
         if op.status not in expected:
-            raise Rejection(RejectCode.BAD_STATE,
-                            f"operation {order.order_id}/{op.op_no} is {op.status}: cannot {action}")
+            raise Rejection(
+                RejectCode.BAD_STATE,
+                f"operation {order.order_id}/{op.op_no} is {op.status}: cannot {action}",
+            )
         if index > 0 and order.available(index) <= 0:
             prev = order.operations[index - 1]
-            raise Rejection(RejectCode.SEQUENCE,
-                            f"operation {op.op_no} cannot start: operation {prev.op_no} has "
-                            "handed nothing over yet")
+            raise Rejection(
+                RejectCode.SEQUENCE,
+                f"operation {op.op_no} cannot start: operation {prev.op_no} has "
+                "handed nothing over yet",
+            )
         occupy_work_center(view, decision, event.work_center, order.order_id, op.op_no)
-        op = op.with_(status=OperationStatus.RUNNING, actual_start=op.actual_start or event.ts,
-                      personnel=event.actor or op.personnel)
+        op = op.with_(
+            status=OperationStatus.RUNNING,
+            actual_start=op.actual_start or event.ts,
+            personnel=event.actor or op.personnel,
+        )
         order = order.with_op(index, op)
         if order.status == OrderStatus.RELEASED:
             order = order.with_(status=OrderStatus.IN_PROGRESS, actual_start=event.ts)
     elif action == OperationAction.PAUSE:
         if op.status != OperationStatus.RUNNING:
-            raise Rejection(RejectCode.BAD_STATE,
-                            f"operation {order.order_id}/{op.op_no} is {op.status}: cannot pause")
+            raise Rejection(
+                RejectCode.BAD_STATE,
+                f"operation {order.order_id}/{op.op_no} is {op.status}: cannot pause",
+            )
         release_work_center(view, decision, event.work_center, order.order_id, op.op_no)
         order = order.with_op(index, op.with_(status=OperationStatus.PAUSED))
     else:  # COMPLETE
         if op.status not in (OperationStatus.RUNNING, OperationStatus.PAUSED):
-            raise Rejection(RejectCode.BAD_STATE,
-                            f"operation {order.order_id}/{op.op_no} is {op.status}: cannot complete")
+            raise Rejection(
+                RejectCode.BAD_STATE,
+                f"operation {order.order_id}/{op.op_no} is {op.status}: cannot complete",
+            )
         order = _complete(view, order, index, event, decision)
     decision.orders[order.order_id] = refresh_readiness(order.with_(updated_at=event.ts))
 
@@ -134,9 +163,11 @@ def _quantities(event: QuantityReported, rules: PlantRules) -> Quantities:
     if sum(values) == 0:
         raise Rejection(RejectCode.INVALID, "nothing to report: all quantities are zero")
     if sum(values) > rules.max_quantity_per_event:
-        raise Rejection(RejectCode.ABSURD_QUANTITY,
-                        f"{sum(values)} units in one report is more than the plant's limit "
-                        f"of {rules.max_quantity_per_event}")
+        raise Rejection(
+            RejectCode.ABSURD_QUANTITY,
+            f"{sum(values)} units in one report is more than the plant's limit "
+            f"of {rules.max_quantity_per_event}",
+        )
     # Summed, not overwritten: "" and the machine reason name the same bucket.
     scrap: dict[str, int] = {}
     for reason, qty in event.scrap.items():
@@ -150,8 +181,9 @@ def _quantities(event: QuantityReported, rules: PlantRules) -> Quantities:
     return Quantities(good=event.good, scrap=scrap, rework=event.rework)
 
 
-def report_quantity(view: StateView, rules: PlantRules, event: QuantityReported,
-                    decision: Decision) -> None:
+def report_quantity(
+    view: StateView, rules: PlantRules, event: QuantityReported, decision: Decision
+) -> None:
     """Add a report to the operation's WIP, checking source, sequence and tolerance."""
     known_work_center(rules, event.work_center)
     qty = _quantities(event, rules)
@@ -159,16 +191,27 @@ def report_quantity(view: StateView, rules: PlantRules, event: QuantityReported,
     _require_active(order)
     op = order.operations[index]
     if op.counting != event.by:
-        raise Rejection(RejectCode.COUNTING_SOURCE,
-                        f"operation {order.order_id}/{op.op_no} is counted by the {op.counting}; "
-                        f"{event.by} reports are not accepted")
-    allowed = (OperationStatus.RUNNING,) if event.by == CountingSource.MACHINE \
+        raise Rejection(
+            RejectCode.COUNTING_SOURCE,
+            f"operation {order.order_id}/{op.op_no} is counted by the {op.counting}; "
+            f"{event.by} reports are not accepted",
+        )
+    allowed = (
+        (OperationStatus.RUNNING,)
+        if event.by == CountingSource.MACHINE
         else (OperationStatus.RUNNING, OperationStatus.PAUSED)
+    )
     if op.status not in allowed:
-        raise Rejection(RejectCode.BAD_STATE,
-                        f"operation {order.order_id}/{op.op_no} is {op.status}: cannot report")
-    op = op.with_(done=op.done.plus(qty), unconfirmed=op.unconfirmed.plus(qty),
-                  last_report=event.ts, personnel=event.actor or op.personnel)
+        raise Rejection(
+            RejectCode.BAD_STATE,
+            f"operation {order.order_id}/{op.op_no} is {op.status}: cannot report",
+        )
+    op = op.with_(
+        done=op.done.plus(qty),
+        unconfirmed=op.unconfirmed.plus(qty),
+        last_report=event.ts,
+        personnel=event.actor or op.personnel,
+    )
     order = order.with_op(index, op)
     check_operation(order, index)
     policy = order.policy
@@ -176,14 +219,18 @@ def report_quantity(view: StateView, rules: PlantRules, event: QuantityReported,
         order = confirm(order, index, event, decision, final=False)
     elif policy.every_units and op.unconfirmed.processed >= policy.every_units:
         order = confirm(order, index, event, decision, final=False)
-    if order.auto_complete and op.done.good >= op.planned_qty and all(
-            p.status in FINISHED_OPS for p in order.operations[:index]):
+    if (
+        order.auto_complete
+        and op.done.good >= op.planned_qty
+        and all(p.status in FINISHED_OPS for p in order.operations[:index])
+    ):
         order = _complete(view, order, index, event, decision)
     decision.orders[order.order_id] = refresh_readiness(order.with_(updated_at=event.ts))
 
 
-def confirmations_due(view: StateView, rules: PlantRules, event: ConfirmationsDue,
-                      decision: Decision) -> None:
+def confirmations_due(
+    view: StateView, rules: PlantRules, event: ConfirmationsDue, decision: Decision
+) -> None:
     """Confirm machine-counted quantities older than the policy's every_seconds."""
     for order in list(view.orders()):
         seconds = order.policy.every_seconds

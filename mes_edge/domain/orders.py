@@ -13,7 +13,7 @@ from mes_edge.domain.model import (
     WorkOrder,
 )
 from mes_edge.domain.plant import Decision, Notice, PlantRules, StateView
-from mes_edge.domain.rejections import Rejection, RejectCode
+from mes_edge.domain.rejections import RejectCode, Rejection
 from mes_edge.domain.workcenters import release_work_center
 
 ACTIVE = (OrderStatus.RELEASED, OrderStatus.IN_PROGRESS)
@@ -41,8 +41,10 @@ def _validate_spec(spec: OrderSpec, rules: PlantRules) -> None:
     if spec.revision < 0:
         raise Rejection(RejectCode.INVALID, "revision must be >= 0")
     if not 0 < spec.quantity <= rules.max_order_quantity:
-        raise Rejection(RejectCode.ABSURD_QUANTITY,
-                        f"quantity {spec.quantity} is not in 1..{rules.max_order_quantity}")
+        raise Rejection(
+            RejectCode.ABSURD_QUANTITY,
+            f"quantity {spec.quantity} is not in 1..{rules.max_order_quantity}",
+        )
     if not spec.operations:
         raise Rejection(RejectCode.INVALID, "an order needs at least one operation")
     seen: set[str] = set()
@@ -51,11 +53,15 @@ def _validate_spec(spec: OrderSpec, rules: PlantRules) -> None:
             raise Rejection(RejectCode.INVALID, f"operation {op.op_no} appears twice")
         seen.add(op.op_no)
         if op.work_center not in rules.work_centers:
-            raise Rejection(RejectCode.UNKNOWN_WORK_CENTER,
-                            f"operation {op.op_no}: unknown work center {op.work_center!r}")
+            raise Rejection(
+                RejectCode.UNKNOWN_WORK_CENTER,
+                f"operation {op.op_no}: unknown work center {op.work_center!r}",
+            )
         if op.planned_qty is not None and not 0 < op.planned_qty <= rules.max_order_quantity:
-            raise Rejection(RejectCode.ABSURD_QUANTITY,
-                            f"operation {op.op_no}: planned quantity {op.planned_qty} out of range")
+            raise Rejection(
+                RejectCode.ABSURD_QUANTITY,
+                f"operation {op.op_no}: planned quantity {op.planned_qty} out of range",
+            )
     if spec.tolerance_pct is not None and not 0 <= spec.tolerance_pct <= 100:
         raise Rejection(RejectCode.INVALID, "tolerance_pct must be within 0..100")
 
@@ -75,15 +81,23 @@ def _started(op: Operation) -> bool:
     return op.actual_start is not None or not op.done.is_zero
 
 
-def receive_order(view: StateView, rules: PlantRules, event: OrderReceived, decision: Decision) -> None:
+def receive_order(
+    view: StateView, rules: PlantRules, event: OrderReceived, decision: Decision
+) -> None:
     """Create an order, or apply a newer revision (DESIGN section 4's revision semantics)."""
     spec = event.spec
     _validate_spec(spec, rules)
     current = view.order(spec.order_id)
     common = {
-        "revision": spec.revision, "material": spec.material, "quantity": spec.quantity,
-        "unit": spec.unit, "components": spec.components, "demand_type": spec.demand_type,
-        "sales_order": spec.sales_order, "customer": spec.customer, "due": spec.due,
+        "revision": spec.revision,
+        "material": spec.material,
+        "quantity": spec.quantity,
+        "unit": spec.unit,
+        "components": spec.components,
+        "demand_type": spec.demand_type,
+        "sales_order": spec.sales_order,
+        "customer": spec.customer,
+        "due": spec.due,
         "tolerance_pct": rules.tolerance_pct if spec.tolerance_pct is None else spec.tolerance_pct,
         "updated_at": event.ts,
     }
@@ -101,12 +115,16 @@ def receive_order(view: StateView, rules: PlantRules, event: OrderReceived, deci
     if spec.revision == current.revision:
         return  # the same revision again changes nothing
     if spec.revision < current.revision:
-        raise Rejection(RejectCode.STALE_REVISION,
-                        f"order {spec.order_id}: revision {spec.revision} is older than "
-                        f"revision {current.revision} we have")
+        raise Rejection(
+            RejectCode.STALE_REVISION,
+            f"order {spec.order_id}: revision {spec.revision} is older than "
+            f"revision {current.revision} we have",
+        )
     if current.status in (OrderStatus.CANCELLED, OrderStatus.CLOSED, OrderStatus.COMPLETED):
-        raise Rejection(RejectCode.ORDER_NOT_ACTIVE,
-                        f"order {spec.order_id} is {current.status}; a new revision cannot apply")
+        raise Rejection(
+            RejectCode.ORDER_NOT_ACTIVE,
+            f"order {spec.order_id} is {current.status}; a new revision cannot apply",
+        )
     old_ops = {op.op_no: op for op in current.operations}
     new_nos = {o.op_no for o in spec.operations}
     ops: list[Operation] = []
@@ -124,8 +142,10 @@ def receive_order(view: StateView, rules: PlantRules, event: OrderReceived, deci
     order = current.with_(operations=tuple(ops), **common)
     started = any(_started(op) for op in current.operations)
     if started:
-        reason = (f"revision {spec.revision} changed order {spec.order_id} after it started: "
-                  "review the change and release the order")
+        reason = (
+            f"revision {spec.revision} changed order {spec.order_id} after it started: "
+            "review the change and release the order"
+        )
         if order.status != OrderStatus.ON_HOLD:
             order = _hold(order, reason, decision, view)
         else:
@@ -142,11 +162,17 @@ def _hold(order: WorkOrder, reason: str | None, decision: Decision, view: StateV
         if op.status == OperationStatus.RUNNING:
             ops[i] = op.with_(status=OperationStatus.PAUSED)
             release_work_center(view, decision, op.work_center, order.order_id, op.op_no)
-    return order.with_(operations=tuple(ops), status=OrderStatus.ON_HOLD,
-                       status_before_hold=order.status, hold_reason=reason)
+    return order.with_(
+        operations=tuple(ops),
+        status=OrderStatus.ON_HOLD,
+        status_before_hold=order.status,
+        hold_reason=reason,
+    )
 
 
-def command_order(view: StateView, rules: PlantRules, event: OrderCommand, decision: Decision) -> None:
+def command_order(
+    view: StateView, rules: PlantRules, event: OrderCommand, decision: Decision
+) -> None:
     """Hold, release, cancel or close a work order."""
     order = view.order(event.order_id)
     if order is None:
@@ -157,24 +183,33 @@ def command_order(view: StateView, rules: PlantRules, event: OrderCommand, decis
         if status == OrderStatus.ON_HOLD:
             return
         if status not in (OrderStatus.PLANNED, *ACTIVE):
-            raise Rejection(RejectCode.BAD_STATE, f"order {order.order_id} is {status}: cannot hold")
+            raise Rejection(
+                RejectCode.BAD_STATE, f"order {order.order_id} is {status}: cannot hold"
+            )
         order = _hold(order, event.reason, decision, view)
     elif action == OrderAction.RELEASE:
         if status in ACTIVE:
             return
         if status == OrderStatus.ON_HOLD:
             back = order.status_before_hold or OrderStatus.RELEASED
-            order = order.with_(status=OrderStatus.RELEASED if back == OrderStatus.PLANNED else back,
-                                hold_reason=None, status_before_hold=None)
+            order = order.with_(
+                status=OrderStatus.RELEASED if back == OrderStatus.PLANNED else back,
+                hold_reason=None,
+                status_before_hold=None,
+            )
         elif status == OrderStatus.PLANNED:
             order = order.with_(status=OrderStatus.RELEASED)
         else:
-            raise Rejection(RejectCode.BAD_STATE, f"order {order.order_id} is {status}: cannot release")
+            raise Rejection(
+                RejectCode.BAD_STATE, f"order {order.order_id} is {status}: cannot release"
+            )
     elif action == OrderAction.CANCEL:
         if status == OrderStatus.CANCELLED:
             return
         if status in (OrderStatus.COMPLETED, OrderStatus.CLOSED):
-            raise Rejection(RejectCode.BAD_STATE, f"order {order.order_id} is {status}: cannot cancel")
+            raise Rejection(
+                RejectCode.BAD_STATE, f"order {order.order_id} is {status}: cannot cancel"
+            )
         for i, op in enumerate(order.operations):
             if op.status in FINISHED_OPS:
                 continue
@@ -184,12 +219,15 @@ def command_order(view: StateView, rules: PlantRules, event: OrderCommand, decis
             order = order.with_op(i, order.operations[i].with_(status=OperationStatus.CANCELLED))
         order = order.with_(status=OrderStatus.CANCELLED, hold_reason=event.reason)
         if any(op.actual_start for op in order.operations):
-            decision.notices.append(Notice("warning", None,
-                                           f"started order {order.order_id} was cancelled"))
+            decision.notices.append(
+                Notice("warning", None, f"started order {order.order_id} was cancelled")
+            )
     elif action == OrderAction.CLOSE:
         if status == OrderStatus.CLOSED:
             return
         if status not in (OrderStatus.COMPLETED, OrderStatus.CANCELLED):
-            raise Rejection(RejectCode.BAD_STATE, f"order {order.order_id} is {status}: cannot close")
+            raise Rejection(
+                RejectCode.BAD_STATE, f"order {order.order_id} is {status}: cannot close"
+            )
         order = order.with_(status=OrderStatus.CLOSED)
     decision.orders[order.order_id] = refresh_readiness(order.with_(updated_at=event.ts))

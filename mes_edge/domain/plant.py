@@ -23,7 +23,7 @@ class PlantRules:
 
     work_centers: Mapping[str, CountingSource] = field(default_factory=dict)
     tolerance_pct: float = 0.0
-    policy: ConfirmationPolicy = ConfirmationPolicy()
+    policy: ConfirmationPolicy = field(default_factory=ConfirmationPolicy)
     auto_complete: bool = False
     scrap_reasons: frozenset[str] = frozenset()  # empty: any reason accepted
     downtime_reasons: frozenset[str] = frozenset()

@@ -6,7 +6,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from mes_edge.domain.model import WorkOrder
 from mes_edge.domain.plant import PlantRules
-from mes_edge.domain.rejections import Rejection, RejectCode
+from mes_edge.domain.rejections import RejectCode, Rejection
 
 
 def with_tolerance(qty: int, tolerance_pct: float) -> int:
@@ -26,7 +26,9 @@ def check_operation(order: WorkOrder, index: int) -> None:
     op = order.operations[index]
     done = op.done
     if done.good < 0 or done.rework < 0 or any(q < 0 for q in done.scrap.values()):
-        raise Rejection(RejectCode.INVALID, f"operation {op.op_no}: quantities would become negative")
+        raise Rejection(
+            RejectCode.INVALID, f"operation {op.op_no}: quantities would become negative"
+        )
     limit = with_tolerance(op.planned_qty, order.tolerance_pct)
     if done.good > limit:
         raise Rejection(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mes_edge.domain.events import DowntimeReasonGiven, MachineStateChanged
 from mes_edge.domain.model import Downtime, MachineState, WorkCenterState
 from mes_edge.domain.plant import Decision, PlantRules, StateView
-from mes_edge.domain.rejections import Rejection, RejectCode
+from mes_edge.domain.rejections import RejectCode, Rejection
 
 
 def _wc(view: StateView, decision: Decision, work_center: str) -> WorkCenterState:

@@ -91,7 +91,7 @@ async def test_sigkill_mid_stream_then_refeed_equals_uninterrupted_run(
     assert 0 < partial
 
     again = run_worker(crash_url)
-    out, err = again.communicate(timeout=240)
+    _out, err = again.communicate(timeout=240)
     assert again.returncode == 0, err.decode()
 
     expected, got = await snapshot(reference_url), await snapshot(crash_url)
