@@ -32,7 +32,7 @@ from mes_edge.dispatcher.outcome import (
     Status,
 )
 from mes_edge.domain import ConfirmationsDue, Event, MemoryState, PlantRules
-from mes_edge.store import Store
+from mes_edge.store import BatchWrite, Store
 
 log = logging.getLogger(__name__)
 
@@ -236,15 +236,19 @@ class Dispatcher:
         ids = [i.event_id for i, _ in items
                if isinstance(i, Event | RawRejection) and i.event_id is not None
                and not self._is_known(i.event_id)]
-        # Dedup lookup and writes share one transaction: one connection, one commit.
-        async with self.store.transaction() as conn:
-            known = await self.store.known_event_ids(ids, conn) if ids else set()
+
+        def build(known: set[str]) -> tuple[BatchWrite, tuple[BatchBuilder, list[Outcome],
+                                                              CommittedBatch]]:
+            # Runs inside the batch's transaction (on SQLite: in the writer thread). It only
+            # reads the committed state; nothing is merged until the commit succeeded.
             builder = BatchBuilder(self.state, self.rules, seq=self._seq, cursor=self._cursor,
                                    rejection=self._rejection, known=known, recent=self._recent)
             outcomes = [builder.add(item) for item, _ in items]
             rows, committed = builder.finish()
-            if rows:
-                await self.store.write(rows, conn)
+            return rows, (builder, outcomes, committed)
+
+        # Dedup lookup, decisions and writes share one transaction: one commit per batch.
+        builder, outcomes, committed = await self.store.commit_batch(ids, build)
         # Committed: only now does the batch become part of the state everyone sees.
         self.state.merge(builder.decision)
         self._seq, self._cursor, self._rejection = builder.seq, builder.cursor, builder.rejection

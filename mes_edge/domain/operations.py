@@ -153,7 +153,7 @@ def command_operation(
                 f"operation {order.order_id}/{op.op_no} is {op.status}: cannot complete",
             )
         order = _complete(view, order, index, event, decision)
-    decision.orders[order.order_id] = refresh_readiness(order.with_(updated_at=event.ts))
+    decision.orders[order.order_id] = refresh_readiness(order)
 
 
 def _quantities(event: QuantityReported, rules: PlantRules) -> Quantities:
@@ -212,7 +212,7 @@ def report_quantity(
         last_report=event.ts,
         personnel=event.actor or op.personnel,
     )
-    order = order.with_op(index, op)
+    order = order.with_op(index, op, updated_at=event.ts)
     check_operation(order, index)
     policy = order.policy
     if event.by == CountingSource.OPERATOR and policy.on_report:
@@ -225,7 +225,7 @@ def report_quantity(
         and all(p.status in FINISHED_OPS for p in order.operations[:index])
     ):
         order = _complete(view, order, index, event, decision)
-    decision.orders[order.order_id] = refresh_readiness(order.with_(updated_at=event.ts))
+    decision.orders[order.order_id] = refresh_readiness(order)
 
 
 def confirmations_due(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, Decimal
+from fractions import Fraction
+from functools import lru_cache
 
 from mes_edge.domain.model import WorkOrder
 from mes_edge.domain.plant import PlantRules
@@ -10,9 +11,15 @@ from mes_edge.domain.rejections import RejectCode, Rejection
 
 
 def with_tolerance(qty: int, tolerance_pct: float) -> int:
-    """`qty` plus the over-production tolerance, rounded down to whole units."""
-    extra = (Decimal(qty) * Decimal(str(tolerance_pct)) / 100).to_integral_value(ROUND_FLOOR)
-    return qty + int(extra)
+    """`qty` plus the over-production tolerance, rounded down to whole units (exact)."""
+    frac = _fraction(tolerance_pct)
+    return qty + qty * frac.numerator // (100 * frac.denominator)
+
+
+@lru_cache(maxsize=64)
+def _fraction(tolerance_pct: float) -> Fraction:
+    # The decimal the engineer wrote (5.5 -> 11/2), not the binary float's expansion.
+    return Fraction(str(tolerance_pct))
 
 
 def check_operation(order: WorkOrder, index: int) -> None:

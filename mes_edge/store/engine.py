@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -40,16 +41,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def json_serializer(value: Any) -> str:
+    """JSON columns via orjson: several times faster than json.dumps on the commit path."""
+    return orjson.dumps(value).decode()
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine for the URL, with the durability settings of this project."""
     u = normalise_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(u, pool_size=4, max_overflow=4)
+        engine = create_async_engine(u, pool_size=4, max_overflow=4,
+                                     json_serializer=json_serializer, json_deserializer=orjson.loads)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(u, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    return create_async_engine(u, pool_size=5, max_overflow=5, pool_pre_ping=True,
+                               json_serializer=json_serializer, json_deserializer=orjson.loads)
 
 
 def alembic_config(url: str) -> Config:

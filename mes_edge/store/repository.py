@@ -6,13 +6,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, func, select, union_all
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mes_edge.domain import Checkpoint, Event, MemoryState, event_from_json
 from mes_edge.store import codec
 from mes_edge.store.engine import create_engine, upgrade
+from mes_edge.store.writer import (
+    BatchCommitter,
+    Build,
+    T,
+    batch_statements,
+    known_ids_statements,
+)
 from mes_edge.store.tables import (
     confirmations,
     counter_checkpoints,
@@ -68,6 +75,7 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
+        self._committer = BatchCommitter(self)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -77,7 +85,8 @@ class Store:
         return cls(create_engine(url))
 
     async def close(self) -> None:
-        """Dispose of the connection pool."""
+        """Close the writer and dispose of the connection pools."""
+        await self._committer.close()
         await self.engine.dispose()
 
     def _insert(self, table: Table) -> Any:
@@ -115,46 +124,27 @@ class Store:
             last_rej = (await conn.scalar(select(func.max(rejected_events.c.id)))) or 0
         return Loaded(state, int(last_seq), int(last_cursor), int(last_rej), checkpoints)
 
-    async def known_event_ids(self, ids: Sequence[str],
-                              conn: AsyncConnection | None = None) -> set[str]:
+    async def known_event_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of these event ids were settled before (in the event log or refused)."""
-        if conn is None:
-            async with self.engine.connect() as own:
-                return await self.known_event_ids(ids, own)
         found: set[str] = set()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            stmt = union_all(
-                select(events.c.event_id).where(events.c.event_id.in_(chunk)),
-                select(rejected_events.c.event_id).where(rejected_events.c.event_id.in_(chunk)))
-            found.update(r[0] for r in await conn.execute(stmt))
+        async with self.engine.connect() as conn:
+            for stmt in known_ids_statements(ids):
+                found.update(r[0] for r in await conn.execute(stmt))
         return found
 
     def transaction(self) -> Any:
         """`async with store.transaction() as conn:` one transaction, committed on exit."""
         return self.engine.begin()
 
-    async def write(self, batch: BatchWrite, conn: AsyncConnection | None = None) -> None:
-        """Write a whole batch in ONE transaction: all of it commits, or none of it."""
-        if conn is not None:
-            await self._write(conn, batch)
-            return
-        async with self.engine.begin() as own:
-            await self._write(own, batch)
+    async def commit_batch(self, ids: Sequence[str], build: Build[T]) -> T:
+        """One dispatcher batch in one transaction (see writer.BatchCommitter)."""
+        return await self._committer.commit(ids, build)
 
-    async def _write(self, conn: AsyncConnection, b: BatchWrite) -> None:
-        if b.events:
-            await conn.execute(events.insert(), b.events)
-        if b.rejected:
-            await conn.execute(self._insert(rejected_events).on_conflict_do_nothing(), b.rejected)
-        for table, rows in (
-            (work_orders, b.orders), (operations, b.operations), (work_centers, b.work_centers),
-            (downtimes, b.downtimes), (counter_checkpoints, b.checkpoints),
-        ):
-            if rows:
-                await conn.execute(self._upsert(table), rows)
-        if b.confirmations:
-            await conn.execute(confirmations.insert(), b.confirmations)
+    async def write(self, batch: BatchWrite) -> None:
+        """Write rows in one transaction (tests and tools; the dispatcher uses commit_batch)."""
+        async with self.engine.begin() as conn:
+            for stmt, params in batch_statements(self, batch):
+                await conn.execute(stmt, params)
 
     async def read_events(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, Event]]:
         """Events of the log in commit order, for replay and consumers."""
