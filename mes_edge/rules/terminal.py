@@ -69,7 +69,7 @@ _ACTIONS = {
 def terminal_event(msg: TerminalEventMessage, source: str, operators: StationOperators) -> Event:
     """The domain event of a terminal message (DESIGN section 4's `event` topic)."""
     common = {
-        "event_id": f"event:{msg.id}", "source": source,
+        "event_id": f"event:{msg.work_center}:{msg.id}", "source": source,
         "actor": msg.operator or operators.of(msg.work_center), "source_ts": msg.ts,
     }
     if msg.type in _ACTIONS:
@@ -92,7 +92,7 @@ def scan_event(msg: ScanMessage, source: str, parser: ScanParser,
     at the station).
     """
     parsed = parser.parse(msg.code)
-    base = {"source": source, "event_id": f"scan:{msg.id}", "work_center": msg.work_center,
+    base = {"source": source, "event_id": f"scan:{msg.work_center}:{msg.id}", "work_center": msg.work_center,
             "payload": {"code": msg.code, "scanner": msg.scanner}, "type": "scan"}
     if parsed is None:
         return RawRejection(reason_code="unknown_barcode",
@@ -101,7 +101,7 @@ def scan_event(msg: ScanMessage, source: str, parser: ScanParser,
         operators.login(msg.work_center, parsed.fields.get("badge", msg.code))
         return None
     if parsed.kind == "order_operation":
-        return OperationCommand(event_id=f"scan:{msg.id}", source=source,
+        return OperationCommand(event_id=f"scan:{msg.work_center}:{msg.id}", source=source,
                                 actor=operators.of(msg.work_center), source_ts=msg.ts,
                                 work_center=msg.work_center, action=OperationAction.START,
                                 order_id=parsed.fields.get("order"),

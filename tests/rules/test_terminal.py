@@ -64,7 +64,7 @@ def test_order_operation_scan_starts_it_by_whoever_is_logged_in(parser: ScanPars
     assert isinstance(cmd, OperationCommand)
     assert (cmd.action, cmd.order_id, cmd.op_no, cmd.work_center) == (
         OperationAction.START, "1001", "0010", "PRESS-01")
-    assert cmd.actor == "B-17" and cmd.event_id == "scan:s1" and cmd.source == SRC
+    assert cmd.actor == "B-17" and cmd.event_id == "scan:PRESS-01:s1" and cmd.source == SRC
     assert cmd.source_ts == TS
 
 
@@ -80,7 +80,7 @@ def test_unknown_barcode_is_a_recorded_rejection(parser: ScanParser) -> None:
     rej = scan_event(scan("%%garbage%%", "s9"), SRC, parser, StationOperators())
     assert isinstance(rej, RawRejection)
     assert rej.reason_code == "unknown_barcode" and "%%garbage%%" in rej.reason
-    assert rej.event_id == "scan:s9" and rej.work_center == "PRESS-01" and rej.type == "scan"
+    assert rej.event_id == "scan:PRESS-01:s9" and rej.work_center == "PRESS-01" and rej.type == "scan"
     assert rej.payload == {"code": "%%garbage%%", "scanner": "SC-1"}
 
 
@@ -100,7 +100,7 @@ def test_terminal_commands(type: str, action: OperationAction) -> None:
     assert isinstance(ev, OperationCommand)
     assert (ev.action, ev.order_id, ev.op_no, ev.work_center, ev.actor) == (
         action, "1001", "0030", "ASSY-03", "op-7")
-    assert ev.event_id == "event:m1" and ev.source_ts == TS
+    assert ev.event_id == "event:ASSY-03:m1" and ev.source_ts == TS
 
 
 def test_terminal_actor_falls_back_to_the_logged_in_operator() -> None:
@@ -130,7 +130,7 @@ def test_report_scrap_without_reason_and_good_only() -> None:
 def test_downtime_reason() -> None:
     ev = terminal_event(term("downtime_reason", reason="tooling"), "t", StationOperators())
     assert isinstance(ev, DowntimeReasonGiven)
-    assert (ev.reason, ev.work_center, ev.event_id) == ("tooling", "ASSY-03", "event:m1")
+    assert (ev.reason, ev.work_center, ev.event_id) == ("tooling", "ASSY-03", "event:ASSY-03:m1")
 
 
 def test_the_same_message_id_gives_the_same_event_id() -> None:
@@ -139,4 +139,4 @@ def test_the_same_message_id_gives_the_same_event_id() -> None:
                        StationOperators())
     b = terminal_event(term("report", id="x", order="1", operation="0010", good=1), "t",
                        StationOperators())
-    assert a.event_id == b.event_id == "event:x"
+    assert a.event_id == b.event_id == "event:ASSY-03:x"

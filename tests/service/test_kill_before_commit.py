@@ -59,7 +59,7 @@ def good(url: str) -> int:
 
 def committed_copies(url: str, msg_id: str) -> int:
     return int(sqlite_query(url, "SELECT count(*) FROM events WHERE event_id=?",
-                            f"event:{msg_id}")[0][0])
+                            f"event:{ASSY}:{msg_id}")[0][0])
 
 
 async def test_kill_between_receive_and_commit_counts_the_event_exactly_once(

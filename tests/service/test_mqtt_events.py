@@ -65,7 +65,7 @@ async def test_scans_and_terminal_events_drive_an_operation(
     op = operation(d, "3001")
     assert (op.done.good, op.done.scrap) == (8, {"dent": 2})
     actors = dict(sqlite_query(sqlite_url, "SELECT event_id, actor FROM events"))
-    assert actors[f"scan:{start_id}"] == "B-17"
+    assert actors[f"scan:{ASSY}:{start_id}"] == "B-17"
     types = [t for (t,) in sqlite_query(sqlite_url, "SELECT type FROM events ORDER BY seq")]
     assert types.count("quantity_reported") == 2 and "operation_command" in types
 
