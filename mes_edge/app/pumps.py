@@ -16,9 +16,18 @@ log = logging.getLogger(__name__)
 
 async def pump_signals(source: AsyncIterable[list[Signal]], rules: SignalRules,
                        dispatcher: Dispatcher) -> None:
-    """Device signals -> rules -> dispatcher, in order. Waits when the dispatcher is full."""
+    """Device signals -> rules -> dispatcher, in order. Waits when the dispatcher is full.
+
+    A signal the rules cannot handle (a bug, a value no rule foresaw) is logged and skipped:
+    one bad reading must not stop a device's data for good.
+    """
     async for batch in source:
-        for item in rules.on_signals(batch):
+        try:
+            items = rules.on_signals(batch)
+        except Exception:
+            log.exception("rules failed on a batch of %d signals; skipped", len(batch))
+            continue
+        for item in items:
             await dispatcher.submit(item)
 
 
@@ -56,7 +65,13 @@ class MqttPump:
         acker = asyncio.create_task(self._ack_loop(), name="mqtt-acker")
         try:
             async for item in inbound:
-                converted = self.to_item(item)
+                try:
+                    converted = self.to_item(item)
+                except Exception as err:  # never let one message stop the pump
+                    log.exception("cannot convert MQTT message on %s", item.topic)
+                    converted = RawRejection(source=f"mqtt:{item.topic}", reason_code="internal",
+                                             reason=f"could not be processed: {err}"[:500],
+                                             payload={"topic": item.topic})
                 future = await self.dispatcher.submit(converted) if converted is not None else None  # type: ignore[arg-type]
                 await self._acks.put((future, item))
         finally:
