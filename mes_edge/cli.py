@@ -114,7 +114,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     """Create or revoke API tokens."""
     from mes_edge.store import Store
-    from mes_edge.store.tokens import Role, create_token, revoke_token
+    from mes_edge.store.tokens import Role, create_token, list_tokens, revoke_token
 
     s = _load(args.config)
 
@@ -136,9 +136,49 @@ def cmd_token(args: argparse.Namespace) -> int:
                     return 2
                 print(token)
                 return 0
+            if args.token_command == "list":
+                for t in await list_tokens(store):
+                    state = "revoked" if t["revoked"] else "active"
+                    wcs = ",".join(t["work_centers"]) or "-"  # type: ignore[arg-type]
+                    print(f"{t['token_id']}  {t['role']:10} {state:8} {wcs:20} {t['name']}")
+                return 0
             return 0 if await revoke_token(store, args.token_id) else 1
         finally:
             await store.close()
+
+    return asyncio.run(go())
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    """Create or change an operator who identifies at stations by badge (and PIN)."""
+    import os
+
+    from mes_edge.store import Store
+    from mes_edge.store.tokens import upsert_operator
+
+    s = _load(args.config)
+    known = {w.id for w in s.work_centers}
+    unknown = [w for w in args.work_center if w not in known]
+    if unknown:
+        print(f"mes-edge: unknown work center {unknown[0]!r}", file=sys.stderr)
+        return 2
+    pin = os.environ.get(args.pin_env) if args.pin_env else None
+    if args.pin_env and not pin:
+        print(f"mes-edge: environment variable {args.pin_env} is not set", file=sys.stderr)
+        return 2
+    if pin is not None and not (pin.isdigit() and 4 <= len(pin) <= 12):
+        print("mes-edge: a PIN is 4 to 12 digits", file=sys.stderr)
+        return 2
+
+    async def go() -> int:
+        store = await Store.open(s.database.url, migrate=s.database.auto_migrate)
+        try:
+            await upsert_operator(store, args.badge, args.name, pin, args.work_center)
+        finally:
+            await store.close()
+        print(f"operator {args.badge} ({args.name}) saved"
+              f"{', with a PIN' if pin else ''}")
+        return 0
 
     return asyncio.run(go())
 
@@ -200,10 +240,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="work center an operator token may act on (repeat)",
     )
+    listing = token_sub.add_parser("list", help="list tokens (ids, roles; never secrets)")
+    listing.add_argument("--config", required=True)
     revoke = token_sub.add_parser("revoke", help="revoke a token by its id (mes_<id>_...)")
     revoke.add_argument("--config", required=True)
     revoke.add_argument("token_id")
     token.set_defaults(func=cmd_token)
+
+    operator = sub.add_parser("operator", help="operators who sign in at stations")
+    op_sub = operator.add_subparsers(dest="operator_command", required=True)
+    add = op_sub.add_parser("add", help="create or change an operator")
+    add.add_argument("--config", required=True)
+    add.add_argument("--badge", required=True, help="badge code (what the scanner reads)")
+    add.add_argument("--name", required=True)
+    add.add_argument("--pin-env", default=None,
+                     help="environment variable holding the PIN (never on the command line)")
+    add.add_argument("--work-center", action="append", default=[],
+                     help="work center the operator may sign in at (repeat; none = all)")
+    operator.set_defaults(func=cmd_operator)
 
     demo = sub.add_parser("demo", help="run the virtual factory")
     demo.add_argument("--config", default=None, help="plant file (default: the embedded demo)")

@@ -29,6 +29,7 @@ from mes_edge.store.tokens import Role
 log = logging.getLogger("mes_edge.demo")
 DEMO_PLANT = Path(__file__).with_name("config") / "demo.yaml"
 ROUTE = [("0010", "PRESS-01"), ("0020", "CNC-02"), ("0030", "ASSY-03")]
+DEMO_OPERATORS = [("B-100", "Li Wei", "1234"), ("B-200", "Anna Schmidt", "5678")]
 
 
 def _free_port() -> int:
@@ -82,7 +83,7 @@ async def _start_broker(port: int) -> Any:
 
 async def _make_tokens(db_url: str, work_centers: list[str]) -> dict[str, str]:
     from mes_edge.store import Store
-    from mes_edge.store.tokens import create_token
+    from mes_edge.store.tokens import create_token, upsert_operator
 
     store = await Store.open(db_url)
     try:
@@ -92,6 +93,8 @@ async def _make_tokens(db_url: str, work_centers: list[str]) -> dict[str, str]:
         }
         for wc in work_centers:
             tokens[wc] = await create_token(store, Role.OPERATOR, f"{wc} tablet", [wc])
+        for badge, name, pin in DEMO_OPERATORS:
+            await upsert_operator(store, badge, name, pin, [])
         return tokens
     finally:
         await store.close()
@@ -254,6 +257,8 @@ async def demo(args: argparse.Namespace) -> int:
               f"supervisor board: {base_url}/board; log in at {base_url}/login with a token")
         for name, token in tokens.items():
             print(f"  token {name:12} {token}")
+        print("  operators (badge / PIN): " + ", ".join(
+            f"{badge} {name} / {pin}" for badge, name, pin in DEMO_OPERATORS))
         print(f"  data in {data_dir.absolute()}, MQTT at {mqtt_url}; Ctrl-C stops\n", flush=True)
 
         erp = ErpSim(base_url, tokens["erp"], mode="pull", poll_interval=0.5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,14 @@ def test_cli_db_upgrade_verify_and_token(tmp_path: Path) -> None:
     assert token.returncode == 0 and token.stdout.startswith("mes_")
     refused = cli("token", "create", "--config", str(plant), "--role", "operator")
     assert refused.returncode == 2 and "work center" in refused.stderr
+    listed = cli("token", "list", "--config", str(plant))
+    assert listed.returncode == 0 and " erp " in listed.stdout and "mes_" not in listed.stdout
+    env = {**os.environ, "THE_PIN": "4711"}
+    added = subprocess.run([sys.executable, "-m", "mes_edge.cli", "operator", "add", "--config",
+                            str(plant), "--badge", "B-9", "--name", "Ann", "--pin-env", "THE_PIN",
+                            "--work-center", "A"], capture_output=True, text=True, timeout=120,
+                           env=env)
+    assert added.returncode == 0 and "with a PIN" in added.stdout
+    bad = cli("operator", "add", "--config", str(plant), "--badge", "B-9", "--name", "Ann",
+              "--work-center", "NOPE")
+    assert bad.returncode == 2

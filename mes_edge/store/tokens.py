@@ -117,3 +117,12 @@ async def find_operator(store: Store, badge: str) -> dict[str, object] | None:
         row = (await conn.execute(select(operators).where(
             operators.c.badge == badge, operators.c.active.is_(True)))).first()
     return dict(row._mapping) if row else None
+
+
+async def list_tokens(store: Store) -> list[dict[str, object]]:
+    """Every token's id, name, role, work centers and state (never a secret)."""
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(select(api_tokens).order_by(api_tokens.c.created_at))
+        return [{"token_id": r.token_id, "name": r.name, "role": r.role,
+                 "work_centers": list(r.work_centers), "created_at": r.created_at,
+                 "revoked": r.revoked_at is not None} for r in rows]
