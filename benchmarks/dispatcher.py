@@ -156,6 +156,7 @@ async def run(quick: bool, pg_url: str | None = None) -> dict[str, Any]:
             pg_url = pg_server.create_database("bench")
             pg_lat_url = pg_server.create_database("benchlat")
         else:
+            assert pg_url is not None
             pg_lat_url = pg_url
         assert pg_url is not None
         pg_tp = await throughput(pg_url, n // 2)

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import Self
 
 from drivers.health import ConnectionState, DriverHealth
 from drivers.signal import Signal
@@ -68,7 +69,7 @@ class Driver:
     async def _disconnect(self) -> None:
         """Close the protocol client; subclasses override."""
 
-    async def __aenter__(self) -> Driver:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -34,7 +34,9 @@ class DriverHealth:
     reconnects: int = 0
     values: int = 0
 
-    def set_state(self, state: ConnectionState, logger: logging.Logger, error: str | None = None) -> None:
+    def set_state(
+        self, state: ConnectionState, logger: logging.Logger, error: str | None = None
+    ) -> None:
         """Move to `state`, logging only real transitions (lost once, recovered once)."""
         if error is not None:
             self.last_error = error

@@ -217,6 +217,7 @@ async def demo(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir)
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    data_root = await asyncio.to_thread(data_dir.absolute)
     plan = DemoPlan(data_dir=data_dir, api_port=args.port, mqtt_url=args.mqtt_url,
                     speed=max(args.speed, 0.1), seed=args.seed,
                     modbus_port=_free_port(), opcua_port=_free_port())
@@ -259,7 +260,7 @@ async def demo(args: argparse.Namespace) -> int:
             print(f"  token {name:12} {token}")
         print("  operators (badge / PIN): " + ", ".join(
             f"{badge} {name} / {pin}" for badge, name, pin in DEMO_OPERATORS))
-        print(f"  data in {data_dir.absolute()}, MQTT at {mqtt_url}; Ctrl-C stops\n", flush=True)
+        print(f"  data in {data_root}, MQTT at {mqtt_url}; Ctrl-C stops\n", flush=True)
 
         erp = ErpSim(base_url, tokens["erp"], mode="pull", poll_interval=0.5)
         await erp.start()

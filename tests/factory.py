@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from mes_edge.domain import (
     Checkpoint,
@@ -48,7 +49,7 @@ def order(
     qty: int = 100,
     revision: int = 1,
     wcs: tuple[str, ...] = ("PRESS-01", "ASSY-03"),
-    **kw: object,
+    **kw: Any,
 ) -> OrderReceived:
     ops = tuple(
         OperationSpec(op_no=f"{(i + 1) * 10:04d}", work_center=w) for i, w in enumerate(wcs)
@@ -58,7 +59,7 @@ def order(
     )
     return OrderReceived(
         event_id=eid("order"), spec=spec, source="erp", actor="erp", received_ts=T0, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 def start(

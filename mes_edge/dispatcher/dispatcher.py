@@ -219,7 +219,11 @@ class Dispatcher:
 
     @staticmethod
     def _storage_rejection(item: Item, err: Exception) -> RawRejection:
-        if not isinstance(item, Event):
+        if isinstance(item, CounterBaseline):
+            return RawRejection(source=item.checkpoint.device, reason_code="storage",
+                                reason=f"counter baseline cannot be stored: {err}"[:2000],
+                                payload=None)
+        if isinstance(item, RawRejection):
             return RawRejection(source=item.source, reason_code="storage",
                                 reason=f"cannot be stored: {err}"[:2000], payload=None)
         return RawRejection(source=item.source, reason_code="storage",

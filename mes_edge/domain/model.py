@@ -8,9 +8,9 @@ Quantities are whole units of the order's unit of measure (int): counting is exa
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -36,7 +36,8 @@ def _make_copier(cls: type) -> Callable[[Any, dict[str, object]], Any]:
     allowed = frozenset(names)
     body = ["def copy(obj, changes):",
             "    if not changes.keys() <= allowed:",
-            "        raise TypeError(f'{cls.__name__} has no field {sorted(changes.keys() - allowed)}')",
+            "        unknown = sorted(changes.keys() - allowed)",
+            "        raise TypeError(f'{cls.__name__} has no field {unknown}')",
             "    new = new_(cls)",
             "    get = changes.get"]
     for n in names:
@@ -45,7 +46,7 @@ def _make_copier(cls: type) -> Callable[[Any, dict[str, object]], Any]:
     body.append("    return new")
     scope: dict[str, Any] = {"cls": cls, "allowed": allowed, "new_": object.__new__,
                              "set_": object.__setattr__, "MISSING": _MISSING}
-    exec("\n".join(body), scope)  # noqa: S102 - generated from the class's own field names
+    exec("\n".join(body), scope)
     copier: Callable[[Any, dict[str, object]], Any] = scope["copy"]
     return copier
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mes_edge.domain.events import DowntimeReasonGiven, MachineStateChanged
-from mes_edge.domain.model import Downtime, MachineState, WorkCenterState
+from mes_edge.domain.model import Downtime, MachineState, WorkCenterState, evolve
 from mes_edge.domain.plant import Decision, PlantRules, StateView
 from mes_edge.domain.rejections import RejectCode, Rejection
 
@@ -55,7 +55,7 @@ def change_machine_state(view: StateView, rules: PlantRules, event: MachineState
     ts = event.ts
     recent = wc.recent_downtimes
     if wc.downtime is not None:
-        closed = Downtime(**{**_fields(wc.downtime), "end": ts})
+        closed = evolve(wc.downtime, {"end": ts})
         decision.downtimes.append(closed)
         recent = (*recent, closed)[-rules.recent_downtimes_kept:]
     downtime = None
@@ -65,10 +65,6 @@ def change_machine_state(view: StateView, rules: PlantRules, event: MachineState
         decision.downtimes.append(downtime)
     decision.work_centers[event.work_center] = wc.with_(
         machine_state=event.state, since=ts, downtime=downtime, recent_downtimes=recent)
-
-
-def _fields(d: Downtime) -> dict[str, object]:
-    return {s: getattr(d, s) for s in Downtime.__slots__}  # type: ignore[attr-defined]
 
 
 def give_downtime_reason(view: StateView, rules: PlantRules, event: DowntimeReasonGiven,
@@ -86,7 +82,7 @@ def give_downtime_reason(view: StateView, rules: PlantRules, event: DowntimeReas
     if target is None:
         raise Rejection(RejectCode.BAD_STATE,
                         f"{event.work_center} has no downtime waiting for a reason")
-    updated = Downtime(**{**_fields(target), "reason": event.reason, "reason_by": event.actor})
+    updated = evolve(target, {"reason": event.reason, "reason_by": event.actor})
     decision.downtimes.append(updated)
     if wc.downtime is not None and wc.downtime.downtime_id == target.downtime_id:
         wc = wc.with_(downtime=updated)

@@ -42,7 +42,11 @@ class StateTracker:
         self.last = state
         return MachineStateChanged(
             event_id=f"{self.rule.device}/{self.rule.tag}/state/{ts.isoformat()}/{raw}",
-            source=self.rule.device, source_ts=ts, work_center=self.work_center, state=state)
+            source=self.rule.device,
+            source_ts=ts,
+            work_center=self.work_center,
+            state=state,
+        )
 
 
 class TriggerTracker:
@@ -62,26 +66,37 @@ class TriggerTracker:
             return None
         return OperationCommand(
             event_id=f"{self.rule.device}/{self.rule.tag}/{self.rule.edge}/{ts.isoformat()}",
-            source=self.rule.device, source_ts=ts, work_center=self.work_center,
-            action=OperationAction(self.rule.action))
+            source=self.rule.device,
+            source_ts=ts,
+            work_center=self.work_center,
+            action=OperationAction(self.rule.action),
+        )
 
 
 class SignalRules:
     """Routes each signal to the trackers configured for its (device, tag)."""
 
-    def __init__(self, rules: Iterable[RuleSettings],
-                 checkpoints: Mapping[tuple[str, str], Checkpoint]) -> None:
-        self._routes: dict[tuple[str, str], list[CounterTracker | StateTracker | TriggerTracker]] = {}
+    def __init__(
+        self, rules: Iterable[RuleSettings], checkpoints: Mapping[tuple[str, str], Checkpoint]
+    ) -> None:
+        self._routes: dict[
+            tuple[str, str], list[CounterTracker | StateTracker | TriggerTracker]
+        ] = {}
         for r in rules:
             for c in r.counters:
-                self._add(c.device, c.tag, CounterTracker(c, r.work_center,
-                                                          checkpoints.get((c.device, c.tag))))
+                self._add(
+                    c.device,
+                    c.tag,
+                    CounterTracker(c, r.work_center, checkpoints.get((c.device, c.tag))),
+                )
             if r.state is not None:
                 self._add(r.state.device, r.state.tag, StateTracker(r.state, r.work_center))
             for t in r.triggers:
                 self._add(t.device, t.tag, TriggerTracker(t, r.work_center))
 
-    def _add(self, device: str, tag: str, tracker: CounterTracker | StateTracker | TriggerTracker) -> None:
+    def _add(
+        self, device: str, tag: str, tracker: CounterTracker | StateTracker | TriggerTracker
+    ) -> None:
         self._routes.setdefault((device, tag), []).append(tracker)
 
     def on_signals(self, batch: Iterable[Signal]) -> list[RuleItem]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from drivers.mqtt.payloads import EventType, ScanMessage, TerminalEventMessage
 from mes_edge.config.settings import ScanPattern
@@ -68,44 +69,73 @@ _ACTIONS = {
 
 def terminal_event(msg: TerminalEventMessage, source: str, operators: StationOperators) -> Event:
     """The domain event of a terminal message (DESIGN section 4's `event` topic)."""
-    common = {
-        "event_id": f"event:{msg.work_center}:{msg.id}", "source": source,
-        "actor": msg.operator or operators.of(msg.work_center), "source_ts": msg.ts,
+    common: dict[str, Any] = {
+        "event_id": f"event:{msg.work_center}:{msg.id}",
+        "source": source,
+        "actor": msg.operator or operators.of(msg.work_center),
+        "source_ts": msg.ts,
     }
     if msg.type in _ACTIONS:
-        return OperationCommand(work_center=msg.work_center, action=_ACTIONS[msg.type],
-                                order_id=msg.order, op_no=msg.operation, **common)  # type: ignore[arg-type]
+        return OperationCommand(
+            work_center=msg.work_center,
+            action=_ACTIONS[msg.type],
+            order_id=msg.order,
+            op_no=msg.operation,
+            **common,
+        )
     if msg.type == EventType.REPORT:
         scrap = {(msg.reason or "unspecified"): msg.scrap} if msg.scrap else {}
-        return QuantityReported(work_center=msg.work_center, by=CountingSource.OPERATOR,
-                                good=msg.good or 0, scrap=scrap, order_id=msg.order,
-                                op_no=msg.operation, **common)  # type: ignore[arg-type]
-    return DowntimeReasonGiven(work_center=msg.work_center, reason=msg.reason or "",
-                               **common)  # type: ignore[arg-type]
+        return QuantityReported(
+            work_center=msg.work_center,
+            by=CountingSource.OPERATOR,
+            good=msg.good or 0,
+            scrap=scrap,
+            order_id=msg.order,
+            op_no=msg.operation,
+            **common,
+        )
+    return DowntimeReasonGiven(work_center=msg.work_center, reason=msg.reason or "", **common)
 
 
-def scan_event(msg: ScanMessage, source: str, parser: ScanParser,
-               operators: StationOperators) -> Event | RawRejection | None:
+def scan_event(
+    msg: ScanMessage, source: str, parser: ScanParser, operators: StationOperators
+) -> Event | RawRejection | None:
     """What a scan means: start an order operation, log an operator in, or a rejection.
 
     Returns None when the scan changes nothing durable (an operator badge only sets who works
     at the station).
     """
     parsed = parser.parse(msg.code)
-    base = {"source": source, "event_id": f"scan:{msg.work_center}:{msg.id}", "work_center": msg.work_center,
-            "payload": {"code": msg.code, "scanner": msg.scanner}, "type": "scan"}
+    base: dict[str, Any] = {
+        "source": source,
+        "event_id": f"scan:{msg.work_center}:{msg.id}",
+        "work_center": msg.work_center,
+        "payload": {"code": msg.code, "scanner": msg.scanner},
+        "type": "scan",
+    }
     if parsed is None:
-        return RawRejection(reason_code="unknown_barcode",
-                            reason=f"barcode {msg.code!r} matches no configured pattern", **base)  # type: ignore[arg-type]
+        return RawRejection(
+            reason_code="unknown_barcode",
+            reason=f"barcode {msg.code!r} matches no configured pattern",
+            **base,
+        )
     if parsed.kind == "operator":
         operators.login(msg.work_center, parsed.fields.get("badge", msg.code))
         return None
     if parsed.kind == "order_operation":
-        return OperationCommand(event_id=f"scan:{msg.work_center}:{msg.id}", source=source,
-                                actor=operators.of(msg.work_center), source_ts=msg.ts,
-                                work_center=msg.work_center, action=OperationAction.START,
-                                order_id=parsed.fields.get("order"),
-                                op_no=parsed.fields.get("operation"))
-    return RawRejection(reason_code="not_supported",
-                        reason=f"{parsed.kind} scans are recognised but serial/lot genealogy is "
-                               "not implemented yet", **base)  # type: ignore[arg-type]
+        return OperationCommand(
+            event_id=f"scan:{msg.work_center}:{msg.id}",
+            source=source,
+            actor=operators.of(msg.work_center),
+            source_ts=msg.ts,
+            work_center=msg.work_center,
+            action=OperationAction.START,
+            order_id=parsed.fields.get("order"),
+            op_no=parsed.fields.get("operation"),
+        )
+    return RawRejection(
+        reason_code="not_supported",
+        reason=f"{parsed.kind} scans are recognised but serial/lot genealogy is "
+        "not implemented yet",
+        **base,
+    )

@@ -52,12 +52,23 @@ def create_engine(url: str) -> AsyncEngine:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(u, pool_size=4, max_overflow=4,
-                                     json_serializer=json_serializer, json_deserializer=orjson.loads)
+        engine = create_async_engine(
+            u,
+            pool_size=4,
+            max_overflow=4,
+            json_serializer=json_serializer,
+            json_deserializer=orjson.loads,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(u, pool_size=5, max_overflow=5, pool_pre_ping=True,
-                               json_serializer=json_serializer, json_deserializer=orjson.loads)
+    return create_async_engine(
+        u,
+        pool_size=5,
+        max_overflow=5,
+        pool_pre_ping=True,
+        json_serializer=json_serializer,
+        json_deserializer=orjson.loads,
+    )
 
 
 def alembic_config(url: str) -> Config:

@@ -8,27 +8,25 @@ from typing import Any
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mes_edge.domain import Checkpoint, Event, MemoryState, event_from_json
 from mes_edge.store import codec
 from mes_edge.store.engine import create_engine, upgrade
+from mes_edge.store.tables import (
+    confirmations,
+    counter_checkpoints,
+    events,
+    rejected_events,
+    work_centers,
+    work_orders,
+)
 from mes_edge.store.writer import (
     BatchCommitter,
     Build,
     T,
     batch_statements,
     known_ids_statements,
-)
-from mes_edge.store.tables import (
-    confirmations,
-    counter_checkpoints,
-    downtimes,
-    events,
-    operations,
-    rejected_events,
-    work_centers,
-    work_orders,
 )
 
 

@@ -270,7 +270,7 @@ def test_slow_client_is_coalesced_not_grown() -> None:
     for i in range(100):
         client.offer(json.dumps({"n": i}))
     assert client.queue.qsize() <= 4
-    assert json.loads(client.queue.get_nowait()) == {"type": "resync"}
+    assert json.loads(client.queue.get_nowait() or "") == {"type": "resync"}
     assert client.coalesced >= 1
 
 

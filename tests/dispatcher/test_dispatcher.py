@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mes_edge.dispatcher import Dispatcher, RawRejection, Status
+from mes_edge.dispatcher import Dispatcher, Outcome, RawRejection, Status
 from mes_edge.dispatcher.replay import compare_states, rebuild_state, verify
 from mes_edge.domain import MachineState, OperationAction
 from mes_edge.store import Store
@@ -121,7 +121,7 @@ async def test_group_commit_keeps_each_event_atomic_and_in_order(db_url: str) ->
         assert len(accepted) == 1050 and len(refused) == 150
         assert {o.code for o in refused} == {"over_production"}
         assert d.stats.batches < 1200 / 2  # they were grouped
-        seqs = [o.seq for o in accepted]
+        seqs = [o.seq or 0 for o in accepted]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
         # the checkpoint advanced over refused readings too: they are settled
         cp = (await store.rows(counter_checkpoints))[0]
@@ -166,7 +166,7 @@ async def test_backpressure_and_drain_on_stop(db_url: str) -> None:
         await d.process(f.order("1001", qty=10_000, wcs=("PRESS-01",)))
         await d.process(f.start("1001", "0010", "PRESS-01"))
 
-        async def produce() -> list[asyncio.Future[object]]:
+        async def produce() -> list[asyncio.Future[Outcome]]:
             return [await d.submit(f.machine_count("PRESS-01", value=i)) for i in range(1, 301)]
 
         futures = await asyncio.wait_for(produce(), 60)

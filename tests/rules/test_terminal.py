@@ -24,13 +24,15 @@ SRC = "mqtt:mes/test/PRESS-01/scan"
 
 
 def scan(code: str, msg_id: str = "s1") -> ScanMessage:
-    return ScanMessage(id=msg_id, code=code, scanner="SC-1", ts=TS, site="test",
-                       work_center="PRESS-01")
+    return ScanMessage(
+        id=msg_id, code=code, scanner="SC-1", ts=TS, site="test", work_center="PRESS-01"
+    )
 
 
 def term(type: str, **kw: Any) -> TerminalEventMessage:
-    return TerminalEventMessage(id=kw.pop("id", "m1"), type=EventType(type), ts=TS, site="test",
-                                work_center="ASSY-03", **kw)
+    return TerminalEventMessage(
+        id=kw.pop("id", "m1"), type=EventType(type), ts=TS, site="test", work_center="ASSY-03", **kw
+    )
 
 
 @pytest.fixture
@@ -39,8 +41,9 @@ def parser() -> ScanParser:
 
 
 def test_parser_recognises_the_default_patterns(parser: ScanParser) -> None:
-    assert parser.parse("WO:1001/0010") == ParsedScan("order_operation",
-                                                      {"order": "1001", "operation": "0010"})
+    assert parser.parse("WO:1001/0010") == ParsedScan(
+        "order_operation", {"order": "1001", "operation": "0010"}
+    )
     assert parser.parse("  OP:B-17 ") == ParsedScan("operator", {"badge": "B-17"})
     assert parser.parse("SN:X99") == ParsedScan("serial", {"serial": "X99"})
     assert parser.parse("LOT:STEEL/L42") == ParsedScan("lot", {"material": "STEEL", "lot": "L42"})
@@ -48,9 +51,12 @@ def test_parser_recognises_the_default_patterns(parser: ScanParser) -> None:
 
 
 def test_parser_first_configured_match_wins_and_must_match_whole_code() -> None:
-    p = ScanParser([ScanPattern(kind="operator", pattern=r"B(?P<badge>\d{3})"),
-                    ScanPattern(kind="order_operation",
-                                pattern=r"(?P<order>\d+)-(?P<operation>\d{4})")])
+    p = ScanParser(
+        [
+            ScanPattern(kind="operator", pattern=r"B(?P<badge>\d{3})"),
+            ScanPattern(kind="order_operation", pattern=r"(?P<order>\d+)-(?P<operation>\d{4})"),
+        ]
+    )
     assert p.parse("B123") == ParsedScan("operator", {"badge": "123"})
     assert p.parse("B1234") is None  # fullmatch, not a prefix match
     assert p.parse("77-0020") == ParsedScan("order_operation", {"order": "77", "operation": "0020"})
@@ -63,7 +69,11 @@ def test_order_operation_scan_starts_it_by_whoever_is_logged_in(parser: ScanPars
     cmd = scan_event(scan("WO:1001/0010"), SRC, parser, ops)
     assert isinstance(cmd, OperationCommand)
     assert (cmd.action, cmd.order_id, cmd.op_no, cmd.work_center) == (
-        OperationAction.START, "1001", "0010", "PRESS-01")
+        OperationAction.START,
+        "1001",
+        "0010",
+        "PRESS-01",
+    )
     assert cmd.actor == "B-17" and cmd.event_id == "scan:PRESS-01:s1" and cmd.source == SRC
     assert cmd.source_ts == TS
 
@@ -80,7 +90,9 @@ def test_unknown_barcode_is_a_recorded_rejection(parser: ScanParser) -> None:
     rej = scan_event(scan("%%garbage%%", "s9"), SRC, parser, StationOperators())
     assert isinstance(rej, RawRejection)
     assert rej.reason_code == "unknown_barcode" and "%%garbage%%" in rej.reason
-    assert rej.event_id == "scan:PRESS-01:s9" and rej.work_center == "PRESS-01" and rej.type == "scan"
+    assert (
+        rej.event_id == "scan:PRESS-01:s9" and rej.work_center == "PRESS-01" and rej.type == "scan"
+    )
     assert rej.payload == {"code": "%%garbage%%", "scanner": "SC-1"}
 
 
@@ -91,15 +103,27 @@ def test_serial_and_lot_scans_say_not_supported(parser: ScanParser, code: str) -
     assert "not implemented" in rej.reason
 
 
-@pytest.mark.parametrize(("type", "action"), [
-    ("start", OperationAction.START), ("pause", OperationAction.PAUSE),
-    ("resume", OperationAction.RESUME), ("complete", OperationAction.COMPLETE)])
+@pytest.mark.parametrize(
+    ("type", "action"),
+    [
+        ("start", OperationAction.START),
+        ("pause", OperationAction.PAUSE),
+        ("resume", OperationAction.RESUME),
+        ("complete", OperationAction.COMPLETE),
+    ],
+)
 def test_terminal_commands(type: str, action: OperationAction) -> None:
-    ev = terminal_event(term(type, order="1001", operation="0030", operator="op-7"), "t",
-                        StationOperators())
+    ev = terminal_event(
+        term(type, order="1001", operation="0030", operator="op-7"), "t", StationOperators()
+    )
     assert isinstance(ev, OperationCommand)
     assert (ev.action, ev.order_id, ev.op_no, ev.work_center, ev.actor) == (
-        action, "1001", "0030", "ASSY-03", "op-7")
+        action,
+        "1001",
+        "0030",
+        "ASSY-03",
+        "op-7",
+    )
     assert ev.event_id == "event:ASSY-03:m1" and ev.source_ts == TS
 
 
@@ -111,19 +135,24 @@ def test_terminal_actor_falls_back_to_the_logged_in_operator() -> None:
 
 
 def test_report_with_good_and_scrap_with_reason() -> None:
-    ev = terminal_event(term("report", order="1001", operation="0030", good=5, scrap=2,
-                             reason="dent"), "t", StationOperators())
+    ev = terminal_event(
+        term("report", order="1001", operation="0030", good=5, scrap=2, reason="dent"),
+        "t",
+        StationOperators(),
+    )
     assert isinstance(ev, QuantityReported)
     assert (ev.good, ev.scrap, ev.by) == (5, {"dent": 2}, CountingSource.OPERATOR)
     assert (ev.order_id, ev.op_no, ev.work_center) == ("1001", "0030", "ASSY-03")
 
 
 def test_report_scrap_without_reason_and_good_only() -> None:
-    ev = terminal_event(term("report", order="1", operation="0010", scrap=1), "t",
-                        StationOperators())
+    ev = terminal_event(
+        term("report", order="1", operation="0010", scrap=1), "t", StationOperators()
+    )
     assert isinstance(ev, QuantityReported) and ev.scrap == {"unspecified": 1} and ev.good == 0
-    ev = terminal_event(term("report", order="1", operation="0010", good=3), "t",
-                        StationOperators())
+    ev = terminal_event(
+        term("report", order="1", operation="0010", good=3), "t", StationOperators()
+    )
     assert isinstance(ev, QuantityReported) and ev.scrap == {} and ev.good == 3
 
 
@@ -135,8 +164,10 @@ def test_downtime_reason() -> None:
 
 def test_the_same_message_id_gives_the_same_event_id() -> None:
     # At-least-once on the wire, exactly-once in effect: the dispatcher dedups on this id.
-    a = terminal_event(term("report", id="x", order="1", operation="0010", good=1), "t",
-                       StationOperators())
-    b = terminal_event(term("report", id="x", order="1", operation="0010", good=1), "t",
-                       StationOperators())
+    a = terminal_event(
+        term("report", id="x", order="1", operation="0010", good=1), "t", StationOperators()
+    )
+    b = terminal_event(
+        term("report", id="x", order="1", operation="0010", good=1), "t", StationOperators()
+    )
     assert a.event_id == b.event_id == "event:ASSY-03:x"
