@@ -1,0 +1,27 @@
+"""The codebase stays ruff- and mypy-clean (STYLE: habits we keep)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ruff_clean() -> None:
+    exe = shutil.which("ruff")
+    assert exe, "ruff is a test dependency: run tests/run.sh"
+    res = subprocess.run([exe, "check", "--no-cache", "."], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-4000:]
+
+
+@pytest.mark.timeout(600)
+def test_mypy_clean() -> None:
+    res = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", "/tmp/mes-edge-mypy"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=580)
+    assert res.returncode == 0, res.stdout[-4000:]
