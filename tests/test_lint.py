@@ -21,7 +21,7 @@ def test_ruff_clean() -> None:
 
 
 @pytest.mark.timeout(600)
-def test_mypy_clean() -> None:
-    res = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", "/tmp/mes-edge-mypy"],
+def test_mypy_clean(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache")],
                          cwd=ROOT, capture_output=True, text=True, timeout=580)
     assert res.returncode == 0, res.stdout[-4000:]
