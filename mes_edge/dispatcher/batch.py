@@ -78,7 +78,8 @@ class BatchBuilder:
         self.new_ids.append(event.event_id)
         if isinstance(result, Rejection):
             return self._reject(event, result)
-        if not result.changed and isinstance(event, ConfirmationsDue):
+        changed = result.changed
+        if not changed and isinstance(event, ConfirmationsDue):
             return Outcome(Status.UNCHANGED, event.event_id)  # an idle timer tick: not logged
         # Events that change nothing are logged too: a redelivery must meet the same verdict
         # whatever happened in between, so every settled id is remembered.
@@ -107,7 +108,7 @@ class BatchBuilder:
             self._downtimes[dt.downtime_id] = (dt, self.seq)
             self.committed.downtimes.append(dt)
         self.committed.notices.extend(result.notices)
-        status = Status.ACCEPTED if result.changed else Status.UNCHANGED
+        status = Status.ACCEPTED if changed else Status.UNCHANGED
         return Outcome(status, event.event_id, seq=self.seq)
 
     def _seen(self, event_id: str) -> bool:

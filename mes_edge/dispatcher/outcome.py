@@ -27,7 +27,7 @@ class Status(enum.StrEnum):
     REJECTED = "rejected"  # refused, and the refusal committed with its reason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per event on the hot path, and frozen __init__ is slow
 class Outcome:
     """The committed result of one submitted event."""
 
