@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from datetime import UTC, datetime
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
