@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -139,6 +140,11 @@ class EdgeService:
                         raise RuntimeError(f"the API could not listen on {s.api.host}:{s.api.port}")
                     await asyncio.sleep(0.02)
         self._spawn(self._retention_loop(), "retention")
+        # Everything built so far (modules, config, driver plans, the loaded WIP) lives as long
+        # as the process: keep it out of the cyclic GC's full passes, whose pauses otherwise
+        # land in the commit latency (measured: 100+ ms gen-2 pauses without, ~25 ms with).
+        gc.collect()
+        gc.freeze()
         self.started.set()
         log.info(
             "mes-edge %s started: %d devices, MQTT %s, API %s",
