@@ -17,16 +17,12 @@ def _setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    for noisy in (
-        "asyncua",
-        "pymodbus",
-        "amqtt",
-        "transitions",
-        "uvicorn.error",
-        "httpx",
-        "httpcore",
-    ):
+    for noisy in ("amqtt", "transitions", "uvicorn.error", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The protocol libraries log every failed retry; our drivers log a link lost once and
+    # recovered once (with the reason), so only the libraries' real errors get through.
+    for chatty in ("asyncua", "pymodbus"):
+        logging.getLogger(chatty).setLevel(logging.ERROR)
 
 
 def _load(path: str) -> Settings:
