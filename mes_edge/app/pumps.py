@@ -27,8 +27,8 @@ async def pump_signals(source: AsyncIterable[list[Signal]], rules: SignalRules,
         except Exception:
             log.exception("rules failed on a batch of %d signals; skipped", len(batch))
             continue
-        for item in items:
-            await dispatcher.submit(item)
+        if items:
+            await dispatcher.submit_many(items)
 
 
 class MqttPump:

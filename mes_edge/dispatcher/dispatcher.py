@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -133,6 +133,25 @@ class Dispatcher:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         await self._queue.put((item, future))
         return future
+
+    async def submit_many(self, items: Iterable[Item]) -> list[asyncio.Future[Outcome]]:
+        """Queue a batch in order (a driver's poll, a burst of messages); one future each.
+
+        Waits only when the queue is full, like submit(), without a coroutine per item.
+        """
+        if self._closed:
+            raise DispatcherClosed("the dispatcher is stopped")
+        loop = asyncio.get_running_loop()
+        queue = self._queue
+        futures: list[asyncio.Future[Outcome]] = []
+        for item in items:
+            future: asyncio.Future[Outcome] = loop.create_future()
+            if queue.full():
+                await queue.put((item, future))
+            else:
+                queue.put_nowait((item, future))
+            futures.append(future)
+        return futures
 
     async def process(self, item: Item) -> Outcome:
         """Submit and wait until the event's outcome is committed."""
