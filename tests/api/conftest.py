@@ -50,8 +50,9 @@ class Running:
 
 
 @pytest.fixture
-async def running(sqlite_url: str) -> AsyncIterator[Running]:
-    settings = parse_settings(plant(sqlite_url))
+async def running(db_url: str) -> AsyncIterator[Running]:
+    """The service on SQLite and, as a second run of every test, on PostgreSQL."""
+    settings = parse_settings(plant(db_url))
     service = EdgeService(settings, api_factory=create_api)
     await service.start()
     assert service.store is not None
