@@ -15,7 +15,6 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
@@ -23,6 +22,7 @@ from sqlalchemy import Table, create_engine, event, select, union_all
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from mes_edge.store.engine import _sqlite_pragmas, json_serializer
+from mes_edge.store.sqlite_raw import RawStatement
 from mes_edge.store.tables import (
     confirmations,
     counter_checkpoints,
@@ -51,10 +51,9 @@ def known_ids_statements(ids: Sequence[str]) -> Iterator[Any]:
             select(rejected_events.c.event_id).where(rejected_events.c.event_id.in_(chunk)))
 
 
-def batch_statements(store: Store, b: BatchWrite, *, with_events: bool = True,
-                     ) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+def batch_statements(store: Store, b: BatchWrite) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
     """The statements of one batch, in an order that keeps every constraint satisfied."""
-    if b.events and with_events:
+    if b.events:
         yield events.insert(), b.events
     if b.rejected:
         yield store._insert(rejected_events).on_conflict_do_nothing(), b.rejected
@@ -66,6 +65,29 @@ def batch_statements(store: Store, b: BatchWrite, *, with_events: bool = True,
             yield store._upsert(table), rows
     if b.confirmations:
         yield confirmations.insert(), b.confirmations
+
+
+_RAW = {
+    "events": RawStatement(events),
+    "rejected_events": RawStatement(rejected_events, ignore_conflicts=True),
+    "work_orders": RawStatement(work_orders, upsert_keys=["order_id"]),
+    "operations": RawStatement(operations, upsert_keys=["order_id", "op_no"]),
+    "work_centers": RawStatement(work_centers, upsert_keys=["work_center"]),
+    "downtimes": RawStatement(downtimes, upsert_keys=["downtime_id"]),
+    "counter_checkpoints": RawStatement(counter_checkpoints, upsert_keys=["device", "tag"]),
+    "confirmations": RawStatement(confirmations),
+}
+
+
+def _raw_batch(b: BatchWrite) -> Iterator[tuple[RawStatement, list[dict[str, Any]]]]:
+    """batch_statements' order, as plain SQL for the SQLite writer thread."""
+    for name, rows in (("events", b.events), ("rejected_events", b.rejected),
+                       ("work_orders", b.orders), ("operations", b.operations),
+                       ("work_centers", b.work_centers), ("downtimes", b.downtimes),
+                       ("counter_checkpoints", b.checkpoints),
+                       ("confirmations", b.confirmations)):
+        if rows:
+            yield _RAW[name], rows
 
 
 class BatchCommitter:
@@ -117,10 +139,8 @@ class BatchCommitter:
         with self._sync.begin() as conn:
             known = self._known(conn, ids)
             rows, result = build(known)
-            if rows.events:
-                _insert_events_raw(conn, rows.events)
-            for stmt, params in batch_statements(self.store, rows, with_events=False):
-                conn.execute(stmt, params)
+            for raw, params in _raw_batch(rows):
+                conn.exec_driver_sql(raw.sql, raw.params(params))
             return result
 
     @staticmethod
@@ -157,31 +177,6 @@ class BatchCommitter:
             await loop.run_in_executor(self._executor, self._sync.dispose)
             self._executor.shutdown(wait=True)
             self._sync = None
-
-
-_EVENT_COLUMNS = ("seq", "event_id", "type", "work_center", "order_id", "source", "actor",
-                  "source_ts", "received_ts", "committed_at", "payload")
-_INSERT_EVENTS = (f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-                  f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})")
-
-
-def _sqlite_ts(value: datetime | None) -> str | None:
-    # The very text SQLAlchemy's SQLite DATETIME stores (UTC, naive), so its readers parse it.
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _insert_events_raw(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """The event log rows through the driver's executemany: the hottest insert of all, where
-    SQLAlchemy's per-row bind processing costs more than SQLite itself (measured)."""
-    params = [(r["seq"], r["event_id"], r["type"], r["work_center"], r["order_id"], r["source"],
-               r["actor"], _sqlite_ts(r["source_ts"]), _sqlite_ts(r["received_ts"]),
-               _sqlite_ts(r["committed_at"]), orjson.dumps(r["payload"]).decode())
-              for r in rows]
-    conn.exec_driver_sql(_INSERT_EVENTS, params)
 
 
 def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
