@@ -32,9 +32,11 @@ async def readyz(request: Request) -> JSONResponse:
         body["database"] = f"error: {type(err).__name__}"
         ok = False
     d = service.dispatcher
-    body["dispatcher"] = {"queue_depth": d.queue_depth, "last_seq": d.last_seq} if d else None
-    body["status"] = "ready" if ok and d is not None else "not ready"
-    return JSONResponse(body, status_code=200 if ok and d is not None else 503)
+    body["dispatcher"] = ({"running": d.running, "queue_depth": d.queue_depth,
+                           "last_seq": d.last_seq} if d else None)
+    ready = ok and d is not None and d.running
+    body["status"] = "ready" if ready else "not ready"
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -141,7 +141,10 @@ def _projected(op: Operation, now: datetime) -> datetime | None:
         return None
     rate = op.done.good / elapsed  # observed units per second
     remaining = max(op.planned_qty - op.done.good, 0)
-    return max(now, op.last_report) + timedelta(seconds=remaining / rate)
+    try:
+        return max(now, op.last_report) + timedelta(seconds=remaining / rate)
+    except (OverflowError, ValueError):  # a rate so low the finish is beyond the calendar
+        return None
 
 
 def order_out(order: WorkOrder, now: datetime | None = None) -> WorkOrderOut:

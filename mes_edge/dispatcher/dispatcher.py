@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from mes_edge.dispatcher.batch import BatchBuilder
 from mes_edge.dispatcher.outcome import (
@@ -208,7 +208,16 @@ class Dispatcher:
                 items.append(nxt)
             await self._commit_with_retry(items)
 
-    async def _commit_with_retry(self, items: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
+    async def _commit_with_retry(self, items: list[tuple[Item, asyncio.Future[Outcome]]],
+                                 *, last_resort: bool = False) -> None:
+        """Commit a batch whatever happens, without ever stopping the writer.
+
+        - The database is away or busy: keep the batch, re-read the committed state (the
+          failed COMMIT may in fact have gone through) and try again with backoff.
+        - Anything else (a value the database refuses, a bug): split the batch, and record the
+          one event that cannot be stored as a refused event with a reason that fits.
+        - If even that cannot be written, the producer is told it was refused (last resort).
+        """
         delay = 0.05
         failing_since: float | None = None
         while True:
@@ -218,38 +227,69 @@ class Dispatcher:
                     log.warning("store recovered after %.1fs", time.monotonic() - failing_since)
                 return
             except (OperationalError, InterfaceError) as err:
-                # The database is unreachable or busy: keep the batch and try again.
                 self.stats.commit_retries += 1
                 if failing_since is None:
                     failing_since = time.monotonic()
                     log.error("store unavailable, retrying: %s", err)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-            except (IntegrityError, DBAPIError) as err:
-                if len(items) == 1:
-                    # This event's rows cannot be stored: record the refusal, keep going.
-                    item, future = items[0]
-                    log.error("event cannot be stored: %s", err)
-                    await self._commit_with_retry([(self._storage_rejection(item, err), future)])
+                await self._resync()
+            except Exception as err:  # IntegrityError, DataError, overflow, a bug: isolate
+                if len(items) > 1:
+                    for single in items:
+                        await self._commit_with_retry([single], last_resort=last_resort)
                     return
-                for single in items:  # isolate the one that cannot be written
-                    await self._commit_with_retry([single])
+                item, future = items[0]
+                if last_resort:
+                    log.error("a refusal cannot be stored either: %s", err)
+                    if not future.done():
+                        future.set_result(Outcome(Status.REJECTED, None, code="storage",
+                                                  reason=f"cannot be stored: {type(err).__name__}"))
+                    return
+                log.error("event cannot be stored, recorded as refused: %r", err)
+                await self._commit_with_retry([(self._storage_rejection(item, err), future)],
+                                              last_resort=True)
                 return
+
+    async def _resync(self) -> None:
+        """Reload the committed state after an ambiguous commit failure (best effort)."""
+        try:
+            loaded = await self.store.load()
+        except Exception as err:  # still away: the next attempt tries again
+            log.debug("resync failed: %s", err)
+            return
+        self.state = loaded.state
+        self.checkpoints.clear()
+        self.checkpoints.update(loaded.checkpoints)
+        self._seq, self._cursor, self._rejection = (
+            loaded.last_seq, loaded.last_cursor, loaded.last_rejection)
 
     @staticmethod
     def _storage_rejection(item: Item, err: Exception) -> RawRejection:
+        """A refusal built only of values that surely fit the rejected_events columns."""
+        reason = f"cannot be stored: {type(err).__name__}: {err}"[:1000]
+
+        def fit(value: str | None, size: int) -> str | None:
+            return value if value is not None and len(value) <= size else None
+
         if isinstance(item, CounterBaseline):
-            return RawRejection(source=item.checkpoint.device, reason_code="storage",
-                                reason=f"counter baseline cannot be stored: {err}"[:2000],
-                                payload=None)
+            cp = item.checkpoint
+            return RawRejection(source=(fit(cp.device, 200) or "device")[:200],
+                                reason_code="storage", reason=reason,
+                                payload={"device": cp.device[:200], "tag": cp.tag[:200]})
         if isinstance(item, RawRejection):
-            return RawRejection(source=item.source, reason_code="storage",
-                                reason=f"cannot be stored: {err}"[:2000], payload=None)
-        return RawRejection(source=item.source, reason_code="storage",
-                            reason=f"cannot be stored: {type(err).__name__}", payload=None,
-                            event_id=item.event_id, type=item.kind,
-                            work_center=item.work_center_ref, actor=item.actor,
-                            received_ts=item.received_ts)
+            return RawRejection(source=item.source[:200], reason_code="storage", reason=reason,
+                                payload={"reason": item.reason[:1000]},
+                                work_center=fit(item.work_center, 64))
+        return RawRejection(source=item.source[:200], reason_code="storage", reason=reason,
+                            payload={"type": item.kind}, event_id=fit(item.event_id, 200),
+                            type=item.kind, work_center=fit(item.work_center_ref, 64),
+                            actor=fit(item.actor, 200))
+
+    @property
+    def running(self) -> bool:
+        """True while the writer task is alive (for /readyz)."""
+        return self._writer is not None and not self._writer.done()
 
     def _is_known(self, event_id: str) -> bool:
         return event_id in self._recent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from mes_edge.domain.confirming import reverse
@@ -22,6 +23,11 @@ from mes_edge.domain.orders import command_order, receive_order
 from mes_edge.domain.plant import Decision, PlantRules, StateView
 from mes_edge.domain.rejections import RejectCode, Rejection
 from mes_edge.domain.workcenters import change_machine_state, give_downtime_reason
+
+#: Times outside this range are refused: they would overflow conversions (0001-01-01 with an
+#: offset) and no shop floor produces them.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 _HANDLERS: dict[type[Event], Callable[[StateView, PlantRules, Any, Decision], None]] = {
     OrderReceived: receive_order,
@@ -46,9 +52,17 @@ def apply(view: StateView, rules: PlantRules, event: Event) -> Decision | Reject
         return Rejection(RejectCode.INVALID, f"unknown event type {type(event).__name__}")
     # A naive time cannot be compared with the aware ones already in the state: accepting
     # one would make every later timer tick fail (TypeError) instead of being decided.
-    if any(ts is not None and ts.utcoffset() is None
-           for ts in (event.source_ts, event.received_ts)):
-        return Rejection(RejectCode.INVALID, "event times must carry a UTC offset")
+    times = [event.source_ts, event.received_ts]
+    if isinstance(event, OrderReceived):
+        times.append(event.spec.due)
+    for ts in times:
+        if ts is None:
+            continue
+        if ts.utcoffset() is None:
+            return Rejection(RejectCode.INVALID, "event times must carry a UTC offset")
+        if not EARLIEST <= ts <= LATEST:  # e.g. a terminal whose clock reset: refuse, do not store
+            return Rejection(RejectCode.INVALID, f"time {ts.isoformat()} is out of range "
+                                                 f"({EARLIEST.year}..{LATEST.year})")
     decision = Decision()
     try:
         handler(view, rules, event, decision)

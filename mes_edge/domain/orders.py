@@ -38,8 +38,12 @@ def refresh_readiness(order: WorkOrder) -> WorkOrder:
 def _validate_spec(spec: OrderSpec, rules: PlantRules) -> None:
     if not spec.order_id.strip():
         raise Rejection(RejectCode.INVALID, "order_id is empty")
-    if spec.revision < 0:
-        raise Rejection(RejectCode.INVALID, "revision must be >= 0")
+    if not 0 <= spec.revision <= 2**31 - 1:
+        raise Rejection(RejectCode.INVALID, "revision must be within 0..2147483647")
+    for c in spec.components:
+        if not 0 < c.quantity <= rules.max_order_quantity:
+            raise Rejection(RejectCode.ABSURD_QUANTITY,
+                            f"component {c.material}: quantity {c.quantity} out of range")
     if not 0 < spec.quantity <= rules.max_order_quantity:
         raise Rejection(
             RejectCode.ABSURD_QUANTITY,
@@ -125,8 +129,20 @@ def receive_order(
             RejectCode.ORDER_NOT_ACTIVE,
             f"order {spec.order_id} is {current.status}; a new revision cannot apply",
         )
+    # The routing up to the last started operation is frozen: WIP exists along it, and the
+    # sequence rule needs each started operation's real predecessor. Later operations may
+    # change freely; a started one may only get a new planned quantity.
+    started_at = [i for i, op in enumerate(current.operations) if _started(op)]
+    if started_at:
+        frozen = [op.op_no for op in current.operations[: started_at[-1] + 1]]
+        if [o.op_no for o in spec.operations][: len(frozen)] != frozen:
+            raise Rejection(
+                RejectCode.INVALID,
+                f"revision {spec.revision} changes the routing before or at started operation "
+                f"{frozen[-1]} (must keep {', '.join(frozen)} first, in this order); only "
+                "later operations can change - cancel the order to re-plan it",
+            )
     old_ops = {op.op_no: op for op in current.operations}
-    new_nos = {o.op_no for o in spec.operations}
     ops: list[Operation] = []
     for o in spec.operations:
         old = old_ops.get(o.op_no)
@@ -136,9 +152,6 @@ def receive_order(
         else:
             fresh = _new_operation(o, spec.quantity, rules)
             ops.append(fresh if old is None else fresh.with_(status=old.status))
-    # Started operations the new revision dropped stay: their WIP is real.
-    kept = [op for no, op in old_ops.items() if no not in new_nos and _started(op)]
-    ops.extend(kept)
     order = current.with_(operations=tuple(ops), **common)
     started = any(_started(op) for op in current.operations)
     if started:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from typing import Any
 
@@ -100,6 +101,7 @@ class OrderPuller:
                 return list(await asyncio.to_thread(parse_operations_schedule, r.content))
             except B2mmlError as err:
                 return [RawRejection(source="erp-pull", reason_code="invalid",
+                                     event_id=_content_id(r.content),
                                      reason=f"B2MML from {self.url}: {err.problems[0].message}",
                                      payload={"problems": [p.as_dict() for p in err.problems]})]
         data: Any = r.json()
@@ -110,6 +112,7 @@ class OrderPuller:
         for entry in raw:
             if not isinstance(entry, dict) or not isinstance(entry.get("order_id"), str):
                 out.append(RawRejection(source="erp-pull", reason_code="invalid",
+                                        event_id=_content_id(repr(entry).encode()),
                                         reason="an order without a string order_id",
                                         payload={"entry": repr(entry)[:500]}))
                 continue
@@ -124,3 +127,8 @@ class OrderPuller:
                     reason=f"order {entry['order_id']}: {'.'.join(map(str, first['loc']))}: "
                            f"{first['msg']}", payload={"order": entry}))
         return out
+
+
+def _content_id(content: bytes) -> str:
+    # The same bad document polled again is the same refusal: recorded once, not every poll.
+    return f"erp-pull:invalid:{hashlib.sha256(content).hexdigest()[:32]}"

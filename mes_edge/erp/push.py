@@ -66,7 +66,11 @@ class PushWorker:
     async def _run(self) -> None:
         async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers) as client:
             while True:
-                progressed, waiting = await self.deliver_pending(client)
+                try:
+                    progressed, waiting = await self.deliver_pending(client)
+                except Exception:  # the database is away, or a bug: log, wait, try again
+                    log.exception("ERP push pass failed; retrying")
+                    progressed, waiting = False, self._backoff.next_delay()
                 if progressed:
                     continue
                 self._wake.clear()
@@ -76,18 +80,17 @@ class PushWorker:
 
     async def deliver_pending(self, client: httpx.AsyncClient) -> tuple[bool, float | None]:
         """One pass over what is pending. Returns (anything delivered, seconds to next retry)."""
-        rows = await feed.undelivered(self.store, self._batch)
-        blocked: set[str] = set()
-        progressed = False
         now = time.monotonic()
-        next_retry: float | None = None
+        # Orders waiting for a retry are left out of the query, so one order's pile of held
+        # confirmations never hides the others'.
+        waiting_orders = {o for o, due in self._retry_at.items() if due > now}
+        rows = await feed.undelivered(self.store, self._batch, exclude_orders=waiting_orders)
+        blocked: set[str] = set(waiting_orders)
+        progressed = False
+        next_retry: float | None = min((self._retry_at[o] - now for o in waiting_orders),
+                                       default=None)
         for row in rows:
             if row.order_id in blocked:
-                continue
-            due = self._retry_at.get(row.order_id)
-            if due is not None and due > now:
-                blocked.add(row.order_id)
-                next_retry = due - now if next_retry is None else min(next_retry, due - now)
                 continue
             ok = await self._send(client, row)
             if ok:

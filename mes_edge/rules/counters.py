@@ -12,6 +12,9 @@ from mes_edge.domain import Checkpoint, CountingSource, QuantityReported
 
 log = logging.getLogger(__name__)
 
+#: Readings above this cannot be stored (SQLite INTEGER / PostgreSQL BIGINT are signed 64-bit).
+MAX_STORABLE = 2**63 - 1
+
 CounterItem = QuantityReported | CounterBaseline | RawRejection
 
 
@@ -41,7 +44,7 @@ class CounterTracker:
         # NaN/inf (a float tag gone bad) must be refused here: int() of them raises.
         if (isinstance(raw, bool) or not isinstance(raw, int | float)
                 or (isinstance(raw, float) and not math.isfinite(raw)) or raw != int(raw)
-                or raw < 0):
+                or raw < 0 or raw > MAX_STORABLE):
             return RawRejection(source=self.rule.device, reason_code="bad_counter_value",
                                 reason=f"{self.rule.device}/{self.rule.tag}: {raw!r} is not a "
                                        "counter value", payload={"value": repr(raw)},

@@ -17,6 +17,7 @@ from mes_edge.domain import (
     OperationAction,
     OperationCommand,
 )
+from mes_edge.domain.apply import EARLIEST, LATEST
 from mes_edge.rules.counters import CounterTracker
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,11 @@ class SignalRules:
             trackers = self._routes.get((sig.device, sig.tag))
             if not trackers or sig.quality == Quality.BAD or sig.value is None:
                 continue
-            ts = sig.source_ts or sig.received_ts
+            # A PLC with an unset clock (OPC UA's minimum is 1601) must not get its counts
+            # refused: outside a sane range, the time we received the value is used.
+            ts = sig.source_ts
+            if ts is None or ts.utcoffset() is None or not EARLIEST <= ts <= LATEST:
+                ts = sig.received_ts
             for t in trackers:
                 item = t.on_value(sig.value, ts)
                 if item is not None:

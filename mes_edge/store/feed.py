@@ -99,14 +99,17 @@ async def purge(store: Store, older_than: datetime) -> int:
     410 floor stays a single number.
     """
     async with store.transaction() as conn:
+        # Open: not delivered yet, or refused by the ERP (state error) - never purged.
         first_open = await conn.scalar(
             select(func.min(confirmations.c.cursor))
             .select_from(confirmations.outerjoin(
                 confirmation_deliveries,
                 confirmation_deliveries.c.confirmation_id == confirmations.c.confirmation_id))
-            .where(confirmation_deliveries.c.confirmation_id.is_(None)))
+            .where(confirmation_deliveries.c.confirmation_id.is_(None)
+                   | (confirmation_deliveries.c.state == "error")))
+        # Age by when we committed it, not by the (possibly wrong) clock of its source.
         limit_q = select(func.max(confirmations.c.cursor)).where(
-            confirmations.c.created_at < older_than)
+            confirmations.c.committed_at < older_than)
         if first_open is not None:
             limit_q = limit_q.where(confirmations.c.cursor < first_open)
         upto = await conn.scalar(limit_q)
@@ -133,8 +136,10 @@ async def delivery_counts(store: Store) -> dict[str, int]:
 __all__ = ["ack", "delivery_counts", "page", "position", "purge", "retention_floor"]
 
 
-async def undelivered(store: Store, limit: int) -> list[Any]:
-    """Confirmations the push worker has not delivered yet (no state, or error), cursor order."""
+async def undelivered(store: Store, limit: int,
+                      exclude_orders: set[str] | frozenset[str] = frozenset()) -> list[Any]:
+    """Confirmations the push worker has not delivered yet (no state, or error), cursor order,
+    leaving out the work orders named in `exclude_orders`."""
     stmt = (select(confirmations, confirmation_deliveries.c.state.label("delivery"),
                    confirmation_deliveries.c.attempts.label("attempts"))
             .select_from(confirmations.outerjoin(
@@ -143,6 +148,8 @@ async def undelivered(store: Store, limit: int) -> list[Any]:
             .where((confirmation_deliveries.c.confirmation_id.is_(None))
                    | (confirmation_deliveries.c.state == "error"))
             .order_by(confirmations.c.cursor).limit(limit))
+    if exclude_orders:
+        stmt = stmt.where(confirmations.c.order_id.not_in(sorted(exclude_orders)))
     async with store.engine.connect() as conn:
         return list(await conn.execute(stmt))
 

@@ -19,3 +19,13 @@ async def test_healthz_readyz_metrics(running: Running) -> None:
         text = (await c.get("/metrics")).text
         assert 'mes_edge_events_total{outcome="rejected"} 1.0' in text
         assert "mes_edge_queue_depth" in text
+
+
+async def test_readyz_is_503_when_the_writer_stopped(running: Running) -> None:
+    d = running.service.dispatcher
+    assert d is not None
+    await d.stop()
+    async with running.client() as c:
+        r = await c.get("/readyz")
+        assert r.status_code == 503 and r.json()["dispatcher"]["running"] is False
+        assert (await c.get("/healthz")).status_code == 200

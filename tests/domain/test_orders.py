@@ -119,11 +119,18 @@ def test_newer_revision_of_started_order_applies_to_unstarted_ops_and_holds() ->
     assert plant.order().hold_reason is None
 
 
-def test_revision_keeps_started_operations_it_drops(plant: Plant) -> None:
+def test_revision_may_not_drop_or_reorder_started_operations(plant: Plant) -> None:
     plant = started_plant()
     plant.ok(plant.report("PRESS-01", MACHINE, good=2))
-    plant.ok(plant.receive(order_spec(revision=2, ops=(("0020", "ASSY-02"),))))
-    assert [op.op_no for op in plant.order().operations] == ["0020", "0010"]
+    plant.refused(plant.receive(order_spec(revision=2, ops=(("0020", "ASSY-02"),))),
+                  RejectCode.INVALID)
+    plant.refused(plant.receive(order_spec(revision=2, ops=(("0020", "ASSY-02"),
+                                                            ("0010", "PRESS-01")))),
+                  RejectCode.INVALID)
+    # after the started part, the routing may change
+    plant.ok(plant.receive(order_spec(revision=2, ops=(("0010", "PRESS-01"),
+                                                       ("0015", "ASSY-02")))))
+    assert [op.op_no for op in plant.order().operations] == ["0010", "0015"]
     assert plant.op("0010").done.good == 2
 
 
