@@ -173,8 +173,16 @@ async def station_caller(work_center: str, principal: OperatorOrSupervisor,
 StationCaller = Annotated[Principal, Depends(station_caller)]
 
 
-def _envelope(service: Any, work_center: str, p: Principal) -> dict[str, Any]:
-    return {"event_id": f"http:{uuid.uuid4()}", "source": f"api:{p.role}:{p.token_id}",
+def _envelope(service: Any, work_center: str, p: Principal,
+              request: Request | None = None) -> dict[str, Any]:
+    # A tablet that resends a tap after a network timeout sends the same Idempotency-Key:
+    # the event id is derived from it, so the dispatcher counts the tap once.
+    key = request.headers.get("idempotency-key", "") if request is not None else ""
+    if 0 < len(key) <= 100 and key.isprintable():
+        event_id = f"http:{work_center}:{key}"
+    else:
+        event_id = f"http:{uuid.uuid4()}"
+    return {"event_id": event_id, "source": f"api:{p.role}:{p.token_id}",
             "actor": service.operators.of(work_center) or p.name}
 
 
@@ -214,7 +222,7 @@ async def _command(request: Request, work_center: str, action: OperationAction,
     service = request.app.state.service
     return await _act(request, work_center, OperationCommand(
         work_center=work_center, action=action, order_id=ref.order_id, op_no=ref.op_no,
-        **_envelope(service, work_center, caller)))
+        **_envelope(service, work_center, caller, request)))
 
 
 @router.post("/{work_center}/start", response_model=ActionOut)
@@ -253,7 +261,7 @@ async def report(work_center: str, body: ReportIn, request: Request,
     return await _act(request, work_center, QuantityReported(
         work_center=work_center, by=CountingSource.OPERATOR, good=body.good,
         scrap={r: q for r, q in body.scrap.items() if q}, rework=body.rework,
-        order_id=body.order_id, op_no=body.op_no, **_envelope(service, work_center, caller)))
+        order_id=body.order_id, op_no=body.op_no, **_envelope(service, work_center, caller, request)))
 
 
 @router.post("/{work_center}/downtime-reason", response_model=ActionOut)
@@ -263,7 +271,7 @@ async def downtime_reason(work_center: str, body: DowntimeReasonIn, request: Req
     service = request.app.state.service
     return await _act(request, work_center, DowntimeReasonGiven(
         work_center=work_center, reason=body.reason, downtime_id=body.downtime_id,
-        **_envelope(service, work_center, caller)))
+        **_envelope(service, work_center, caller, request)))
 
 
 # -- scans and operator login -----------------------------------------------------------------

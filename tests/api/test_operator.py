@@ -307,3 +307,24 @@ async def test_heartbeat_comments_keep_an_idle_stream_alive(running: Running) ->
         assert not live.clients  # closing the stream unregisters the client
     finally:
         live.heartbeat_s = before
+
+
+async def test_a_resent_tap_with_the_same_idempotency_key_counts_once(running: Running) -> None:
+    """A tablet resending a report after a network timeout (same key) is counted once."""
+    async with running.client("erp") as erp, running.client("assy") as tablet:
+        await erp.put("/api/v1/work-orders/IK-1", json={
+            "revision": 1, "material": "M", "quantity": 50,
+            "operations": [{"op_no": "0010", "work_center": "ASSY-03"}]})
+        assert (await tablet.post("/api/v1/stations/ASSY-03/start",
+                                  json={"order_id": "IK-1", "op_no": "0010"})).status_code == 200
+        headers = {"Idempotency-Key": "tap-7f3a"}
+        first = await tablet.post("/api/v1/stations/ASSY-03/report", headers=headers,
+                                  json={"good": 4})
+        again = await tablet.post("/api/v1/stations/ASSY-03/report", headers=headers,
+                                  json={"good": 4})
+        assert first.json()["outcome"] == "accepted" and again.json()["outcome"] == "duplicate"
+        other = await tablet.post("/api/v1/stations/ASSY-03/report",
+                                  headers={"Idempotency-Key": "tap-8b21"}, json={"good": 1})
+        assert other.json()["outcome"] == "accepted"
+        wo = (await erp.get("/api/v1/work-orders/IK-1")).json()
+        assert wo["operations"][0]["good"] == 5

@@ -9,13 +9,31 @@ class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+function newKey() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 async function api(method, path, body) {
   const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const res = await fetch(path, init);
+  // One key per tap: if the network drops the answer, the same request is sent again with the
+  // same key and the MES counts it once.
+  if (method !== "GET") init.headers["Idempotency-Key"] = newKey();
+  let res;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      res = await fetch(path, init);
+      break;
+    } catch (err) {
+      if (method === "GET" || attempt >= 3) throw err;
+      await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
+    }
+  }
   if (res.status === 401 && !path.includes("/login")) {
     location.href = "/login?next=" + encodeURIComponent(location.pathname);
     throw new ApiError(401, T.invalid_token);
