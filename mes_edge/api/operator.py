@@ -261,7 +261,8 @@ async def report(work_center: str, body: ReportIn, request: Request,
     return await _act(request, work_center, QuantityReported(
         work_center=work_center, by=CountingSource.OPERATOR, good=body.good,
         scrap={r: q for r, q in body.scrap.items() if q}, rework=body.rework,
-        order_id=body.order_id, op_no=body.op_no, **_envelope(service, work_center, caller, request)))
+        order_id=body.order_id, op_no=body.op_no,
+        **_envelope(service, work_center, caller, request)))
 
 
 @router.post("/{work_center}/downtime-reason", response_model=ActionOut)
