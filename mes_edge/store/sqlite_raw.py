@@ -24,7 +24,8 @@ def sqlite_timestamp(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    # isoformat is several times faster than strftime and gives the same text.
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _json(value: Any) -> str:
@@ -68,10 +69,21 @@ class RawStatement:
         elif ignore_conflicts:
             sql += " ON CONFLICT DO NOTHING"
         self.sql = sql
-        self._convert = [(c.name, _converter(c.type)) for c in table.columns]
+        # One generated function per table turns a row dict into its parameter tuple: this
+        # runs for every row of every batch.
+        scope: dict[str, Any] = {}
+        items = []
+        for i, c in enumerate(table.columns):
+            fn = _converter(c.type)
+            if fn is None:
+                items.append(f"r[{c.name!r}]")
+            else:
+                scope[f"f{i}"] = fn
+                items.append(f"f{i}(r[{c.name!r}])")
+        exec(f"def row(r):\n    return ({', '.join(items)},)", scope)  # noqa: S102
+        self._row: Callable[[dict[str, Any]], tuple[Any, ...]] = scope["row"]
 
     def params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         """The rows as parameter tuples, in column order, converted for SQLite."""
-        convert = self._convert
-        return [tuple(r[name] if fn is None else fn(r[name]) for name, fn in convert)
-                for r in rows]
+        row = self._row
+        return [row(r) for r in rows]
