@@ -80,7 +80,7 @@ class RawStatement:
             else:
                 scope[f"f{i}"] = fn
                 items.append(f"f{i}(r[{c.name!r}])")
-        exec(f"def row(r):\n    return ({', '.join(items)},)", scope)  # noqa: S102
+        exec(f"def row(r):\n    return ({', '.join(items)},)", scope)
         self._row: Callable[[dict[str, Any]], tuple[Any, ...]] = scope["row"]
 
     def params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
