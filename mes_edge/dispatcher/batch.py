@@ -43,11 +43,12 @@ class BatchBuilder:
         self.new_ids: list[str] = []
         self._batch_ids: set[str] = set()
         self.checkpoints: dict[tuple[str, str], Checkpoint] = {}
+        self._now = datetime.now(UTC)
         self._rows = BatchWrite()
+        self._rows.committed_at = self._now
         self._order_seq: dict[str, int] = {}
         self._wc_seq: dict[str, int] = {}
         self._downtimes: dict[str, tuple[Any, int]] = {}
-        self._now = datetime.now(UTC)
         self.committed = CommittedBatch()
 
     def add(self, item: Event | RawRejection | CounterBaseline) -> Outcome:
@@ -84,13 +85,7 @@ class BatchBuilder:
         # Events that change nothing are logged too: a redelivery must meet the same verdict
         # whatever happened in between, so every settled id is remembered.
         self.seq += 1
-        self._rows.events.append({
-            "seq": self.seq, "event_id": event.event_id, "type": event.kind,
-            "work_center": event.work_center_ref, "order_id": event.order_ref,
-            "source": event.source, "actor": event.actor, "source_ts": event.source_ts,
-            "received_ts": event.received_ts, "committed_at": self._now,
-            "payload": event_to_json(event),
-        })
+        self._rows.event_log.append((self.seq, event))
         self.committed.events.append((self.seq, event))
         d = self.decision
         for oid, order in result.orders.items():

@@ -41,6 +41,17 @@ _HANDLERS: dict[type[Event], Callable[[StateView, PlantRules, Any, Decision], No
 }
 
 
+def _bad_time(ts: datetime | None) -> Rejection | None:
+    if ts is None:
+        return None
+    if ts.utcoffset() is None:
+        return Rejection(RejectCode.INVALID, "event times must carry a UTC offset")
+    if not EARLIEST <= ts <= LATEST:  # e.g. a terminal whose clock reset: refuse, do not store
+        return Rejection(RejectCode.INVALID, f"time {ts.isoformat()} is out of range "
+                                             f"({EARLIEST.year}..{LATEST.year})")
+    return None
+
+
 def apply(view: StateView, rules: PlantRules, event: Event) -> Decision | Rejection:
     """Decide what `event` does to the state seen through `view`.
 
@@ -52,17 +63,10 @@ def apply(view: StateView, rules: PlantRules, event: Event) -> Decision | Reject
         return Rejection(RejectCode.INVALID, f"unknown event type {type(event).__name__}")
     # A naive time cannot be compared with the aware ones already in the state: accepting
     # one would make every later timer tick fail (TypeError) instead of being decided.
-    times = [event.source_ts, event.received_ts]
-    if isinstance(event, OrderReceived):
-        times.append(event.spec.due)
-    for ts in times:
-        if ts is None:
-            continue
-        if ts.utcoffset() is None:
-            return Rejection(RejectCode.INVALID, "event times must carry a UTC offset")
-        if not EARLIEST <= ts <= LATEST:  # e.g. a terminal whose clock reset: refuse, do not store
-            return Rejection(RejectCode.INVALID, f"time {ts.isoformat()} is out of range "
-                                                 f"({EARLIEST.year}..{LATEST.year})")
+    bad = _bad_time(event.received_ts) or _bad_time(event.source_ts) or (
+        _bad_time(event.spec.due) if isinstance(event, OrderReceived) else None)
+    if bad is not None:
+        return bad
     decision = Decision()
     try:
         handler(view, rules, event, decision)

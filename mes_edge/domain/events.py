@@ -193,3 +193,9 @@ def event_from_json(data: dict[str, Any]) -> Event:
     kind = data.pop("type")
     event: Event = _ADAPTERS[kind].validate_python(data)
     return event
+
+
+def event_json(event: Event) -> str:
+    """event_to_json's document as JSON text, serialised in one pass by pydantic-core."""
+    body = _ADAPTERS[event.kind].dump_json(event).decode()
+    return f'{{"type":"{event.kind}",{body[1:]}' if len(body) > 2 else f'{{"type":"{event.kind}"}}'

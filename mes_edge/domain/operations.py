@@ -157,6 +157,8 @@ def command_operation(
 
 
 def _quantities(event: QuantityReported, rules: PlantRules) -> Quantities:
+    if not event.scrap and not event.rework and 0 < event.good <= rules.max_quantity_per_event:
+        return Quantities(good=event.good)  # the usual machine count: nothing else to check
     values = [event.good, event.rework, *event.scrap.values()]
     if any(v < 0 for v in values):
         raise Rejection(RejectCode.INVALID, "quantities cannot be negative")

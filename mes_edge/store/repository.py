@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, func, select
@@ -45,7 +46,9 @@ class Loaded:
 class BatchWrite:
     """Everything one group commit writes, as rows (built by the dispatcher)."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)
+    #: The event log of the batch as (seq, event); the writer makes its rows per backend.
+    event_log: list[tuple[int, Event]] = field(default_factory=list)
+    committed_at: datetime | None = None
     rejected: list[dict[str, Any]] = field(default_factory=list)
     orders: list[dict[str, Any]] = field(default_factory=list)
     operations: list[dict[str, Any]] = field(default_factory=list)
@@ -55,7 +58,7 @@ class BatchWrite:
     confirmations: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.rejected or self.checkpoints)
+        return bool(self.event_log or self.rejected or self.checkpoints)
 
 
 _UPSERT_KEYS: dict[str, list[str]] = {

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, Boolean, Date, Table
 
+from mes_edge.domain import Event
+from mes_edge.domain.events import event_json
 from mes_edge.store.tables import UtcDateTime
 
 
@@ -87,3 +89,19 @@ class RawStatement:
         """The rows as parameter tuples, in column order, converted for SQLite."""
         row = self._row
         return [row(r) for r in rows]
+
+
+EVENT_COLUMNS = ("seq", "event_id", "type", "work_center", "order_id", "source", "actor",
+                 "source_ts", "received_ts", "committed_at", "payload")
+EVENTS_SQL = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+              f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})")
+
+
+def event_params(log: list[tuple[int, Event]], committed_at: datetime | None,
+                 ) -> list[tuple[Any, ...]]:
+    """Event-log rows as parameter tuples; the payload is event_to_json's document, written
+    by pydantic's serializer straight to JSON text (the hottest insert of all)."""
+    committed = sqlite_timestamp(committed_at)
+    return [(seq, e.event_id, e.kind, e.work_center_ref, e.order_ref, e.source, e.actor,
+             sqlite_timestamp(e.source_ts), sqlite_timestamp(e.received_ts), committed,
+             event_json(e)) for seq, e in log]

@@ -15,14 +15,16 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from sqlalchemy import Table, create_engine, event, select, union_all
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from mes_edge.domain import Event, event_to_json
 from mes_edge.store.engine import _sqlite_pragmas, json_serializer
-from mes_edge.store.sqlite_raw import RawStatement
+from mes_edge.store.sqlite_raw import EVENTS_SQL, RawStatement, event_params
 from mes_edge.store.tables import (
     confirmations,
     counter_checkpoints,
@@ -51,10 +53,21 @@ def known_ids_statements(ids: Sequence[str]) -> Iterator[Any]:
             select(rejected_events.c.event_id).where(rejected_events.c.event_id.in_(chunk)))
 
 
+def event_row(seq: int, event: Event, committed_at: datetime | None) -> dict[str, Any]:
+    """The events-table row of one logged event."""
+    return {
+        "seq": seq, "event_id": event.event_id, "type": event.kind,
+        "work_center": event.work_center_ref, "order_id": event.order_ref,
+        "source": event.source, "actor": event.actor, "source_ts": event.source_ts,
+        "received_ts": event.received_ts, "committed_at": committed_at,
+        "payload": event_to_json(event),
+    }
+
+
 def batch_statements(store: Store, b: BatchWrite) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
     """The statements of one batch, in an order that keeps every constraint satisfied."""
-    if b.events:
-        yield events.insert(), b.events
+    if b.event_log:
+        yield events.insert(), [event_row(seq, e, b.committed_at) for seq, e in b.event_log]
     if b.rejected:
         yield store._insert(rejected_events).on_conflict_do_nothing(), b.rejected
     upserts: tuple[tuple[Table, list[dict[str, Any]]], ...] = (
@@ -68,7 +81,6 @@ def batch_statements(store: Store, b: BatchWrite) -> Iterator[tuple[Any, list[di
 
 
 _RAW = {
-    "events": RawStatement(events),
     "rejected_events": RawStatement(rejected_events, ignore_conflicts=True),
     "work_orders": RawStatement(work_orders, upsert_keys=["order_id"]),
     "operations": RawStatement(operations, upsert_keys=["order_id", "op_no"]),
@@ -81,7 +93,7 @@ _RAW = {
 
 def _raw_batch(b: BatchWrite) -> Iterator[tuple[RawStatement, list[dict[str, Any]]]]:
     """batch_statements' order, as plain SQL for the SQLite writer thread."""
-    for name, rows in (("events", b.events), ("rejected_events", b.rejected),
+    for name, rows in (("rejected_events", b.rejected),
                        ("work_orders", b.orders), ("operations", b.operations),
                        ("work_centers", b.work_centers), ("downtimes", b.downtimes),
                        ("counter_checkpoints", b.checkpoints),
@@ -139,6 +151,8 @@ class BatchCommitter:
         with self._sync.begin() as conn:
             known = self._known(conn, ids)
             rows, result = build(known)
+            if rows.event_log:
+                conn.exec_driver_sql(EVENTS_SQL, event_params(rows.event_log, rows.committed_at))
             for raw, params in _raw_batch(rows):
                 conn.exec_driver_sql(raw.sql, raw.params(params))
             return result

@@ -128,3 +128,14 @@ def test_overlay_sees_the_decision_on_top_of_the_state() -> None:
     assert overlay.work_center("PRESS-01") is None
     assert overlay.confirmation("nope") is None and overlay.reversal_of("nope") is None
 
+
+
+def test_event_json_text_is_the_same_document_as_event_to_json() -> None:
+    """The event log's fast path (JSON text) and the portable one (a dict) agree."""
+    import json
+
+    from mes_edge.domain.events import event_json
+    from tests.dispatcher.streams import line_stream
+
+    for event in line_stream(5, 200):
+        assert json.loads(event_json(event)) == event_to_json(event)
