@@ -148,12 +148,17 @@ async def run(quick: bool, pg_url: str | None = None) -> dict[str, Any]:
         pg_server = PostgresServer()
         pg_server.start()
     try:
+        rounds = []
         with tempfile.TemporaryDirectory() as tmp:
-            sqlite_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+            # Ours and the ceiling alternate, three rounds, medians: fsync times on a shared
+            # disk move by tens of percent from one second to the next.
+            for r in range(3):
+                ours = await throughput(f"sqlite+aiosqlite:///{tmp}/bench{r}.db", n)
+                rounds.append((ours, sqlite_ceiling(Path(tmp) / f"ceiling{r}.db", n)))
             lat_url = f"sqlite+aiosqlite:///{tmp}/lat.db"
-            sqlite_tp = await throughput(sqlite_url, n)
             sqlite_lat = await latency(lat_url, 1000.0, seconds)
-            ceiling = sqlite_ceiling(Path(tmp) / "ceiling.db", n)
+        sqlite_tp = sorted((o for o, _ in rounds), key=lambda o: o["events_per_s"])[1]
+        ceiling = sorted(c for _, c in rounds)[1]
         if pg_server is not None:
             pg_url = pg_server.create_database("bench")
             pg_lat_url = pg_server.create_database("benchlat")
@@ -171,6 +176,7 @@ async def run(quick: bool, pg_url: str | None = None) -> dict[str, Any]:
         "events": n,
         "durability": "sqlite WAL synchronous=FULL; postgresql fsync=on synchronous_commit=on",
         "sqlite_events_per_s": round(sqlite_tp["events_per_s"]),
+        "sqlite_rounds": [[round(o["events_per_s"]), round(c)] for o, c in rounds],
         "sqlite_batches": sqlite_tp["batches"],
         "sqlite_ceiling_rows_per_s": round(ceiling),
         "sqlite_ratio_to_ceiling": round(sqlite_tp["events_per_s"] / ceiling, 3),
