@@ -60,9 +60,19 @@ class Driver:
         """Cancel and await the background loop, then release resources."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            # On Python 3.11 a cancellation that meets an expiring asyncio.timeout() can be
+            # turned into TimeoutError and lost (fixed in 3.12); a poller that then blocks on a
+            # full queue would never end. So the cancel is repeated until the task is done.
+            for _ in range(100):
+                task.cancel()
+                done, _pending = await asyncio.wait({task}, timeout=0.1)
+                if done:
+                    break
+            else:
+                self.log.error("%s: driver loop did not stop", self.name)
+            if task.done() and not task.cancelled():
+                with contextlib.suppress(Exception):
+                    task.result()
         await self._disconnect()
         self.health.set_state(ConnectionState.CLOSED, self.log)
 
