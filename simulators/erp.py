@@ -27,6 +27,7 @@ import os
 import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -171,6 +172,12 @@ class ErpSim:
             result: dict[str, Any] = r.json()
             return result
         raise RuntimeError(f"the MES did not take order {order_id}")
+
+    async def command(self, order_id: str, action: str, reason: str | None = None) -> int:
+        """POST hold / release / cancel for an order; returns the HTTP status."""
+        r = await self._client.post(f"/api/v1/work-orders/{order_id}/{action}",
+                                    json={"reason": reason})
+        return r.status_code
 
     async def order(self, order_id: str) -> dict[str, Any] | None:
         """The MES's view of an order (None if unknown or unreachable)."""
@@ -336,6 +343,42 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def load_scenario(path: Path) -> list[dict[str, Any]]:
+    """A planner's script (YAML or JSON): a list, or {"steps": [...]}, of steps
+
+        {at: 5, release: WO-7, quantity: 40, route: [PRESS-01, CNC-02], revision: 1,
+         demand_type: make_to_order, sales_order: SO-1}
+        {at: 20, hold: WO-7, reason: "material shortage"}   # also: release_held, cancel
+    """
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    steps = data.get("steps", []) if isinstance(data, dict) else data
+    if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+        raise ValueError(f"{path}: a scenario is a list of steps")
+    return sorted(steps, key=lambda s: float(s.get("at", 0)))
+
+
+async def _play(erp: ErpSim, steps: list[dict[str, Any]]) -> None:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for step in steps:
+        await asyncio.sleep(max(0.0, t0 + float(step.get("at", 0)) - loop.time()))
+        if "release" in step:
+            route = step.get("route", ["PRESS-01"])
+            extra = {k: step[k] for k in ("demand_type", "sales_order", "customer") if k in step}
+            await erp.release_order(
+                str(step["release"]), quantity=int(step.get("quantity", 10)),
+                operations=[(f"{(j + 1) * 10:04d}", wc) for j, wc in enumerate(route)],
+                revision=int(step.get("revision", 1)), **extra)
+        else:
+            for action in ("hold", "release_held", "cancel"):
+                if action in step:
+                    verb = "release" if action == "release_held" else action
+                    await erp.command(str(step[action]), verb, step.get("reason"))
+        print(json.dumps({"step": step}), flush=True)
+
+
 async def _main(args: argparse.Namespace) -> None:
     token = args.token or os.environ.get("MES_ERP_TOKEN", "")
     async with ErpSim(args.mes_url, token, mode=args.mode, push_port=args.port) as erp:
@@ -349,19 +392,18 @@ async def _main(args: argparse.Namespace) -> None:
                     (f"{(j + 1) * 10:04d}", wc) for j, wc in enumerate(args.route.split(","))
                 ],
             )
-        while True:
-            await asyncio.sleep(args.report_every)
-            print(
-                json.dumps(
-                    {
-                        "received": len(erp.received.by_id),
-                        "duplicates": erp.received.duplicates,
-                        "by_work_center": erp.totals_by_work_center(),
-                    }
-                ),
-                flush=True,
-            )
-
+        player = (asyncio.create_task(_play(erp, load_scenario(Path(args.scenario))))
+                  if args.scenario else None)
+        try:
+            while True:
+                await asyncio.sleep(args.report_every)
+                print(json.dumps({"received": len(erp.received.by_id),
+                                  "duplicates": erp.received.duplicates,
+                                  "by_work_center": erp.totals_by_work_center()}), flush=True)
+        finally:
+            if player is not None:
+                player.cancel()
+                await asyncio.gather(player, return_exceptions=True)
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the ERP simulator against a MES."""
@@ -374,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quantity", type=int, default=50)
     p.add_argument("--route", default="PRESS-01,CNC-02,ASSY-03")
     p.add_argument("--report-every", type=float, default=5.0)
+    p.add_argument("--scenario", default=None, help="YAML/JSON planner script (see load_scenario)")
     args = p.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main(args))
