@@ -9,7 +9,6 @@ duplicate that changes nothing, and a refused revision is recorded once, not on 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from typing import Any
@@ -21,38 +20,28 @@ from drivers import Backoff
 from mes_edge.api.schemas import WorkOrderIn
 from mes_edge.dispatcher import Dispatcher, RawRejection
 from mes_edge.domain import OrderReceived, OrderSpec
+from mes_edge.erp.worker import BackgroundWorker
 
 log = logging.getLogger(__name__)
 
 
-class OrderPuller:
+class OrderPuller(BackgroundWorker):
     """Imports the ERP's released orders every `interval` seconds; owns one task."""
+
+    task_name = "erp-order-pull"
 
     def __init__(self, dispatcher: Dispatcher, url: str, *, token: str | None = None,
                  interval: float = 30.0, timeout: float = 10.0) -> None:
+        super().__init__()
         self.dispatcher = dispatcher
         self.url = url
         self.interval = interval
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._timeout = timeout
-        self._task: asyncio.Task[None] | None = None
         self._backoff = Backoff(initial=1.0, maximum=max(interval, 1.0))
         self.polls = 0
         self.errors = 0
         self.failing = False
-
-    async def start(self) -> None:
-        """Start polling."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="erp-order-pull")
-
-    async def stop(self) -> None:
-        """Stop polling."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _run(self) -> None:
         async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers) as client:

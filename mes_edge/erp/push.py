@@ -20,17 +20,21 @@ import httpx
 from drivers import Backoff
 from mes_edge.api.confirmations import confirmation_out
 from mes_edge.dispatcher import CommittedBatch
+from mes_edge.erp.worker import BackgroundWorker
 from mes_edge.store import Store, feed
 
 log = logging.getLogger(__name__)
 
 
-class PushWorker:
+class PushWorker(BackgroundWorker):
     """Delivers confirmations to `url`; owns one background task."""
+
+    task_name = "erp-push"
 
     def __init__(self, store: Store, url: str, *, token: str | None = None,
                  timeout: float = 10.0, batch: int = 200, idle_poll: float = 5.0,
                  backoff: Backoff | None = None) -> None:
+        super().__init__()
         self.store = store
         self.url = url
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -39,7 +43,6 @@ class PushWorker:
         self._idle_poll = idle_poll
         self._backoff = backoff or Backoff(initial=0.2, maximum=5.0)
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._retry_at: dict[str, float] = {}  # order_id -> monotonic time of the next try
         self.delivered = 0
         self.failures = 0
@@ -49,19 +52,6 @@ class PushWorker:
         """Dispatcher listener: new confirmations wake the worker."""
         if batch.confirmations:
             self._wake.set()
-
-    async def start(self) -> None:
-        """Start the delivery loop."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="erp-push")
-
-    async def stop(self) -> None:
-        """Stop; anything not delivered stays pending in the database."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _run(self) -> None:
         async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers) as client:
