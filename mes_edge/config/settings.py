@@ -84,6 +84,21 @@ class ProductionSettings(Strict):
     scrap_reasons: list[ReasonCode] = Field(default_factory=list)
     downtime_reasons: list[ReasonCode] = Field(default_factory=list)
     max_quantity_per_event: int = Field(100_000, ge=1)
+    over_production: Literal["confirm", "hold"] = Field(
+        "confirm",
+        description="machine counts beyond plan + tolerance: confirm them to the ERP like any "
+        "other, or hold them until a supervisor releases them",
+    )
+    unassigned: UnassignedSettings = Field(default_factory=lambda: UnassignedSettings())
+
+
+class UnassignedSettings(Strict):
+    """Machine counts made while no operation runs on the work center (never lost)."""
+
+    auto_assign: bool = Field(
+        False, description="assign them to the next operation started on the work center")
+    report_write_offs: bool = Field(
+        False, description="tell the ERP about written-off quantities (as write-off records)")
 
 
 class WorkCenterSettings(Strict):
@@ -93,6 +108,10 @@ class WorkCenterSettings(Strict):
     name: str = ""
     counting: CountingSource = CountingSource.OPERATOR
     ideal_cycle_s: float | None = Field(None, gt=0)
+    micro_stop_s: float = Field(
+        60.0, ge=0, description="stops shorter than this are micro-stops: no reason is asked")
+    scrap_reasons: list[str] | None = Field(
+        None, description="codes of production.scrap_reasons offered here (default: all)")
 
 
 class ModbusDevice(ModbusDeviceConfig):
@@ -189,6 +208,8 @@ class Settings(BaseSettings):
     )
 
     site: Name
+    site_timezone: str | None = Field(
+        None, description="IANA time zone of the plant (posting dates, shifts); default: host's")
     database: DatabaseSettings = DatabaseSettings()
     mqtt: MqttConfig | None = None
     api: ApiSettings = ApiSettings()
