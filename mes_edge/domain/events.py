@@ -121,6 +121,12 @@ class QuantityReported(Event):
     rework: int = 0
     order_id: str | None = None
     op_no: str | None = None
+    #: Machine counts only: when set, the quantity is recorded as unassigned production of the
+    #: work center with this reason (e.g. "counter_jump": a jump beyond the rule's max_delta, a
+    #: fact to be checked by a supervisor), even if an operation runs.
+    unassigned_reason: str | None = None
+    #: The counter readings the quantity was derived from (from, to), for the record.
+    readings: tuple[int, int] | None = None
     kind: ClassVar[str] = "quantity_reported"
 
 
