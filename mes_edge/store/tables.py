@@ -235,3 +235,12 @@ feed_positions = Table(
     Column("cursor", BigInteger, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+#: High-water marks of the numbers the service hands out (event seq, confirmation cursor,
+#: rejection id): written in every batch's transaction, so a number is never handed out twice,
+#: even after retention has purged every row that carried it.
+high_water = Table(
+    "high_water", metadata,
+    Column("name", Code, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
