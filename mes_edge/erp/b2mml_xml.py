@@ -1,4 +1,4 @@
-"""B2MML plumbing: safe parsing, the official V0700 XSD (found, compiled once), readable errors.
+"""B2MML plumbing: safe parsing, the official V0700 XSD (shipped, compiled once), readable errors.
 
 The B2MML documents and the mapping are described in `mes_edge.erp.b2mml`.
 """
@@ -22,7 +22,8 @@ NS = "http://www.mesa.org/xml/B2MML"
 B = "{" + NS + "}"
 
 SCHEMA_DIR_ENV = "MES_B2MML_XSD_DIR"
-SCHEMA_FOLDER = Path("shared") / "b2mml-v0700"
+#: The V0700 schemas this code needs, shipped as package data with MESA's licence (see NOTICE).
+PACKAGED_SCHEMA_DIR = Path(__file__).resolve().parent / "b2mml_xsd"
 SCHEDULE_XSD = "B2MML-OperationsSchedule.xsd"
 PERFORMANCE_XSD = "B2MML-OperationsPerformance.xsd"
 
@@ -61,23 +62,22 @@ class B2mmlError(Exception):
 def schema_dir() -> Path | None:
     """The folder of the B2MML V0700 XSD files, or None when there is none.
 
-    MES_B2MML_XSD_DIR wins when set (a wrong value means no schema, with a warning);
-    otherwise the first `shared/b2mml-v0700` found walking up from this file.
+    The schemas ship inside the package (`mes_edge/erp/b2mml_xsd`), so an installed service
+    always validates. MES_B2MML_XSD_DIR may point at another copy (e.g. a newer patch of
+    V0700); a value without the XSD files is ignored with a warning. None only for a broken
+    installation that lost its package data (then a warning, and structural checks only).
     """
     configured = os.environ.get(SCHEMA_DIR_ENV)
     if configured:
         path = Path(configured)
-        if (path / SCHEDULE_XSD).is_file():
+        if (path / SCHEDULE_XSD).is_file() and (path / PERFORMANCE_XSD).is_file():
             return path
-        _warn_once(f"{SCHEMA_DIR_ENV}={configured} has no {SCHEDULE_XSD}: "
-                   "B2MML documents get structural checks only, no XSD validation")
-        return None
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / SCHEMA_FOLDER
-        if (candidate / SCHEDULE_XSD).is_file():
-            return candidate
-    _warn_once(f"no {SCHEMA_FOLDER} folder found and {SCHEMA_DIR_ENV} not set: "
-               "B2MML documents get structural checks only, no XSD validation")
+        _warn_once(f"{SCHEMA_DIR_ENV}={configured} has no {SCHEDULE_XSD} and "
+                   f"{PERFORMANCE_XSD}: using the schemas shipped in the package")
+    if (PACKAGED_SCHEMA_DIR / SCHEDULE_XSD).is_file():
+        return PACKAGED_SCHEMA_DIR
+    _warn_once(f"the B2MML XSD files are missing from {PACKAGED_SCHEMA_DIR} (a broken "
+               "installation): B2MML documents get structural checks only, no XSD validation")
     return None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -45,31 +44,62 @@ B = "{" + NS + "}"
 CET = timezone(timedelta(hours=1))
 
 
-def _folder_on_disk() -> Path | None:
-    """The folder the default lookup would find, ignoring the environment variable."""
-    for parent in Path(b2mml_xml.__file__).resolve().parents:
-        if (parent / b2mml_xml.SCHEMA_FOLDER / SCHEDULE_XSD).is_file():
-            return parent / b2mml_xml.SCHEMA_FOLDER
-    return None
-
-
 @pytest.fixture
-def xsd() -> Path:
-    """The official XSD folder; the test is skipped (saying which folder) only when it is absent."""
+def xsd(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The schema folder the service uses: the one shipped in the package (never skipped)."""
+    monkeypatch.delenv(SCHEMA_DIR_ENV, raising=False)
     folder = schema_dir()
-    if folder is None:
-        pytest.skip(f"B2MML V0700 XSD folder not found: no {b2mml_xml.SCHEMA_FOLDER} above "
-                    f"{Path(b2mml_xml.__file__).parent} and {SCHEMA_DIR_ENV} not set to a "
-                    "folder with the XSD files")
+    assert folder == b2mml_xml.PACKAGED_SCHEMA_DIR
     return folder
 
 
-def test_schema_is_found_whenever_the_folder_exists() -> None:
-    # Guards the skip above: it must never hide a schema folder that is there.
-    on_disk = _folder_on_disk()
-    if on_disk is not None and not os.environ.get(SCHEMA_DIR_ENV):
-        assert schema_available()
-        assert schema_dir() == on_disk
+def test_schemas_ship_in_the_package_with_mesa_licence(xsd: Path) -> None:
+    assert schema_available()
+    assert (xsd / SCHEDULE_XSD).is_file() and (xsd / b2mml_xml.PERFORMANCE_XSD).is_file()
+    acknowledgement = ("The Business To Manufacturing Markup Language (B2MML) is used "
+                       "courtesy of MESA International.")
+    assert acknowledgement in (xsd / "NOTICE").read_text()
+    licence = " ".join((xsd / "LICENSE").read_text().split())
+    assert "MESA International" in licence and "Permission to use, copy, modify" in licence
+    assert " ".join(acknowledgement.split()) in licence
+
+
+def test_shipped_schemas_are_self_contained(xsd: Path) -> None:
+    # Every include/import of the two entry points resolves inside the shipped folder, and
+    # nothing in the folder is dead weight.
+    needed: set[str] = set()
+    todo = [SCHEDULE_XSD, b2mml_xml.PERFORMANCE_XSD]
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        assert (xsd / name).is_file(), f"{name} is referenced but not shipped"
+        needed.add(name)
+        tree = etree.parse(str(xsd / name))
+        todo += tree.xpath("//xsd:include/@schemaLocation | //xsd:import/@schemaLocation",
+                           namespaces={"xsd": "http://www.w3.org/2001/XMLSchema"})
+    assert {p.name for p in xsd.glob("*.xsd")} == needed
+
+
+def test_schema_folder_from_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    copy = tmp_path / "xsd"
+    copy.mkdir()
+    for f in b2mml_xml.PACKAGED_SCHEMA_DIR.glob("*.xsd"):
+        (copy / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setenv(SCHEMA_DIR_ENV, str(copy))
+    assert schema_dir() == copy
+    validate(parse_document(SCHEDULE), SCHEDULE_XSD)
+
+
+def test_wrong_schema_folder_in_the_environment_falls_back_to_the_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(SCHEMA_DIR_ENV, str(tmp_path / "no-such-folder"))
+    assert schema_dir() == b2mml_xml.PACKAGED_SCHEMA_DIR
+    with pytest.raises(B2mmlError, match="not expected"):
+        parse_operations_schedule(_edit(_with_unknown_element))
 
 
 # -- orders in --------------------------------------------------------------------------------
@@ -116,7 +146,9 @@ def test_bare_operations_schedule_is_accepted(xsd: Path) -> None:
 def test_without_schema_folder_structural_parsing_still_maps(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(SCHEMA_DIR_ENV, str(tmp_path / "no-such-folder"))
+    # A broken installation that lost its package data still maps (with a warning).
+    monkeypatch.delenv(SCHEMA_DIR_ENV, raising=False)
+    monkeypatch.setattr(b2mml_xml, "PACKAGED_SCHEMA_DIR", tmp_path / "no-such-folder")
     assert not schema_available()
     assert parse_operations_schedule(SCHEDULE) == EXPECTED
     with pytest.raises(B2mmlError) as err:
@@ -140,12 +172,13 @@ def _without_quantity(root: etree._Element) -> None:
     produced.remove(produced.find(B + "Quantity"))
 
 
-def test_unknown_element_is_reported_with_location_and_line(xsd: Path) -> None:
-    def add_foo(root: etree._Element) -> None:
-        _first_request(root).find(B + "RequestState").addnext(etree.Element(B + "Colour"))
+def _with_unknown_element(root: etree._Element) -> None:
+    _first_request(root).find(B + "RequestState").addnext(etree.Element(B + "Colour"))
 
+
+def test_unknown_element_is_reported_with_location_and_line(xsd: Path) -> None:
     with pytest.raises(B2mmlError) as err:
-        parse_operations_schedule(_edit(add_foo))
+        parse_operations_schedule(_edit(_with_unknown_element))
     (problem,) = err.value.problems
     assert problem.location == ("/ProcessOperationsSchedule/DataArea/OperationsSchedule"
                                 "/OperationsRequest[1]/Colour")
