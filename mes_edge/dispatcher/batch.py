@@ -38,6 +38,7 @@ class BatchBuilder:
         self.decision = Decision()
         self.view = Overlay(state, self.decision)
         self.seq, self.cursor, self.rejection = seq, cursor, rejection
+        self._start = (seq, cursor, rejection)
         self._known = known
         self._recent = recent
         self.new_ids: list[str] = []
@@ -153,6 +154,11 @@ class BatchBuilder:
             {"device": cp.device, "tag": cp.tag, "value": cp.value, "generation": cp.generation,
              "updated_seq": self.seq}
             for cp in self.checkpoints.values())
+        for name, before, now in zip(("event_seq", "confirmation_cursor", "rejection_id"),
+                                     self._start, (self.seq, self.cursor, self.rejection),
+                                     strict=True):
+            if now != before:
+                rows.high_water.append({"name": name, "value": now})
         self.committed.orders = dict(d.orders)
         self.committed.work_centers = dict(d.work_centers)
         return rows, self.committed

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
 from mes_edge.dispatcher.batch import BatchBuilder
 from mes_edge.dispatcher.outcome import (
     CommittedBatch,
@@ -33,6 +31,7 @@ from mes_edge.dispatcher.outcome import (
 )
 from mes_edge.domain import ConfirmationsDue, Event, MemoryState, PlantRules
 from mes_edge.store import BatchWrite, Store
+from mes_edge.store.errors import describe, is_storage_failure
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +55,7 @@ class DispatcherStats:
     largest_batch: int = 0
     commit_retries: int = 0
     last_commit_ms: float = 0.0
+    outage_seconds: float = 0.0  # storage outages that ended (see Dispatcher.outage_seconds)
 
 
 class Dispatcher:
@@ -87,6 +87,8 @@ class Dispatcher:
         self._ticker: asyncio.Task[None] | None = None
         self._closed = True
         self._seq = self._cursor = self._rejection = 0
+        self._down_since: float | None = None
+        self.storage_error: str | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -212,44 +214,78 @@ class Dispatcher:
                                  *, last_resort: bool = False) -> None:
         """Commit a batch whatever happens, without ever stopping the writer.
 
-        - The database is away or busy: keep the batch, re-read the committed state (the
-          failed COMMIT may in fact have gone through) and try again with backoff.
+        - The storage itself fails (connection lost or refused, server shutting down, disk
+          full, database locked, I/O error): that is never an event's fault. Keep the batch,
+          re-read the committed state (the failed COMMIT may in fact have gone through) and try
+          again with backoff until the storage is back; producers wait meanwhile.
         - Anything else (a value the database refuses, a bug): split the batch, and record the
           one event that cannot be stored as a refused event with a reason that fits.
         - If even that cannot be written, the producer is told it was refused (last resort).
         """
         delay = 0.05
-        failing_since: float | None = None
         while True:
             try:
                 await self._commit(items)
-                if failing_since is not None:
-                    log.warning("store recovered after %.1fs", time.monotonic() - failing_since)
+                self._storage_ok()
                 return
-            except (OperationalError, InterfaceError) as err:
-                self.stats.commit_retries += 1
-                if failing_since is None:
-                    failing_since = time.monotonic()
-                    log.error("store unavailable, retrying: %s", err)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                await self._resync()
-            except Exception as err:  # IntegrityError, DataError, overflow, a bug: isolate
-                if len(items) > 1:
-                    for single in items:
-                        await self._commit_with_retry([single], last_resort=last_resort)
-                    return
-                item, future = items[0]
-                if last_resort:
-                    log.error("a refusal cannot be stored either: %s", err)
-                    if not future.done():
-                        future.set_result(Outcome(Status.REJECTED, None, code="storage",
-                                                  reason=f"cannot be stored: {type(err).__name__}"))
-                    return
-                log.error("event cannot be stored, recorded as refused: %r", err)
-                await self._commit_with_retry([(self._storage_rejection(item, err), future)],
-                                              last_resort=True)
+            except Exception as err:
+                if is_storage_failure(err):
+                    self.stats.commit_retries += 1
+                    self._storage_failed(err)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    await self._resync()
+                    continue
+                failure = err
+            # IntegrityError, DataError, overflow, a bug: isolate the event it belongs to.
+            if len(items) > 1:
+                for single in items:
+                    await self._commit_with_retry([single], last_resort=last_resort)
                 return
+            item, future = items[0]
+            if last_resort:
+                log.error("a refusal cannot be stored either: %s", failure)
+                if not future.done():
+                    future.set_result(Outcome(Status.REJECTED, None, code="unstorable",
+                                              reason=f"cannot be stored: "
+                                                     f"{type(failure).__name__}"))
+                return
+            log.error("event cannot be stored, recorded as refused: %r", failure)
+            await self._commit_with_retry([(self._storage_rejection(item, failure), future)],
+                                          last_resort=True)
+            return
+
+    # -- storage health ---------------------------------------------------------------------
+
+    def _storage_failed(self, err: BaseException) -> None:
+        self.storage_error = describe(err)
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.error("storage lost: %s; events wait and are retried until it is back",
+                      self.storage_error)
+
+    def _storage_ok(self) -> None:
+        if self._down_since is not None:
+            seconds = time.monotonic() - self._down_since
+            self.stats.outage_seconds += seconds
+            self._down_since = None
+            self.storage_error = None
+            log.warning("storage back after %.1f s", seconds)
+
+    @property
+    def storage_down(self) -> bool:
+        """True while commits fail because the storage is away (for /readyz and the API)."""
+        return self._down_since is not None
+
+    @property
+    def storage_down_for(self) -> float:
+        """Seconds the current outage has lasted (0 when the storage is up)."""
+        return 0.0 if self._down_since is None else time.monotonic() - self._down_since
+
+    @property
+    def outage_seconds(self) -> float:
+        """Total seconds of storage outage since start, the current one included."""
+        return self.stats.outage_seconds + self.storage_down_for
 
     async def _resync(self) -> None:
         """Reload the committed state after an ambiguous commit failure (best effort)."""
@@ -275,13 +311,13 @@ class Dispatcher:
         if isinstance(item, CounterBaseline):
             cp = item.checkpoint
             return RawRejection(source=(fit(cp.device, 200) or "device")[:200],
-                                reason_code="storage", reason=reason,
+                                reason_code="unstorable", reason=reason,
                                 payload={"device": cp.device[:200], "tag": cp.tag[:200]})
         if isinstance(item, RawRejection):
-            return RawRejection(source=item.source[:200], reason_code="storage", reason=reason,
-                                payload={"reason": item.reason[:1000]},
+            return RawRejection(source=item.source[:200], reason_code="unstorable",
+                                reason=reason, payload={"reason": item.reason[:1000]},
                                 work_center=fit(item.work_center, 64))
-        return RawRejection(source=item.source[:200], reason_code="storage", reason=reason,
+        return RawRejection(source=item.source[:200], reason_code="unstorable", reason=reason,
                             payload={"type": item.kind}, event_id=fit(item.event_id, 200),
                             type=item.kind, work_center=fit(item.work_center_ref, 64),
                             actor=fit(item.actor, 200))

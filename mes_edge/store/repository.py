@@ -18,6 +18,7 @@ from mes_edge.store.tables import (
     confirmations,
     counter_checkpoints,
     events,
+    high_water,
     rejected_events,
     work_centers,
     work_orders,
@@ -56,6 +57,8 @@ class BatchWrite:
     downtimes: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     confirmations: list[dict[str, Any]] = field(default_factory=list)
+    #: {"name", "value"} rows of the numbers this batch handed out (never reused).
+    high_water: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.event_log or self.rejected or self.checkpoints)
@@ -67,6 +70,7 @@ _UPSERT_KEYS: dict[str, list[str]] = {
     "work_centers": ["work_center"],
     "downtimes": ["downtime_id"],
     "counter_checkpoints": ["device", "tag"],
+    "high_water": ["name"],
 }
 
 
@@ -123,7 +127,12 @@ class Store:
             last_seq = (await conn.scalar(select(func.max(events.c.seq)))) or 0
             last_cursor = (await conn.scalar(select(func.max(confirmations.c.cursor)))) or 0
             last_rej = (await conn.scalar(select(func.max(rejected_events.c.id)))) or 0
-        return Loaded(state, int(last_seq), int(last_cursor), int(last_rej), checkpoints)
+            # Retention may have purged every row that carried the newest numbers: the
+            # high-water marks keep them going forward.
+            marks = {r.name: int(r.value) for r in await conn.execute(select(high_water))}
+        return Loaded(state, max(int(last_seq), marks.get("event_seq", 0)),
+                      max(int(last_cursor), marks.get("confirmation_cursor", 0)),
+                      max(int(last_rej), marks.get("rejection_id", 0)), checkpoints)
 
     async def known_event_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of these event ids were settled before (in the event log or refused)."""

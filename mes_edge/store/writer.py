@@ -30,6 +30,7 @@ from mes_edge.store.tables import (
     counter_checkpoints,
     downtimes,
     events,
+    high_water,
     operations,
     rejected_events,
     work_centers,
@@ -72,7 +73,8 @@ def batch_statements(store: Store, b: BatchWrite) -> Iterator[tuple[Any, list[di
         yield store._insert(rejected_events).on_conflict_do_nothing(), b.rejected
     upserts: tuple[tuple[Table, list[dict[str, Any]]], ...] = (
         (work_orders, b.orders), (operations, b.operations), (work_centers, b.work_centers),
-        (downtimes, b.downtimes), (counter_checkpoints, b.checkpoints))
+        (downtimes, b.downtimes), (counter_checkpoints, b.checkpoints),
+        (high_water, b.high_water))
     for table, rows in upserts:
         if rows:
             yield store._upsert(table), rows
@@ -87,6 +89,7 @@ _RAW = {
     "work_centers": RawStatement(work_centers, upsert_keys=["work_center"]),
     "downtimes": RawStatement(downtimes, upsert_keys=["downtime_id"]),
     "counter_checkpoints": RawStatement(counter_checkpoints, upsert_keys=["device", "tag"]),
+    "high_water": RawStatement(high_water, upsert_keys=["name"]),
     "confirmations": RawStatement(confirmations),
 }
 
@@ -96,7 +99,7 @@ def _raw_batch(b: BatchWrite) -> Iterator[tuple[RawStatement, list[dict[str, Any
     for name, rows in (("rejected_events", b.rejected),
                        ("work_orders", b.orders), ("operations", b.operations),
                        ("work_centers", b.work_centers), ("downtimes", b.downtimes),
-                       ("counter_checkpoints", b.checkpoints),
+                       ("counter_checkpoints", b.checkpoints), ("high_water", b.high_water),
                        ("confirmations", b.confirmations)):
         if rows:
             yield _RAW[name], rows

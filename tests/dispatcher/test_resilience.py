@@ -45,7 +45,7 @@ async def test_unstorable_values_become_refusals_and_the_writer_goes_on(db_url: 
         assert after.status == Status.ACCEPTED
         assert d.state.order("1001").operations[0].done.good == 2  # type: ignore[union-attr]
         codes = [r.reason_code for r in await store.rows(rejected_events)]
-        assert codes.count("storage") >= 2  # what could not be stored is still on record
+        assert codes.count("unstorable") >= 2  # what could not be stored is still on record
     finally:
         await d.stop()
         await store.close()
