@@ -12,13 +12,16 @@ from sqlalchemy import desc, select
 
 from mes_edge.api.deps import ServiceDep, SupervisorDep
 from mes_edge.api.operator import (
+    StationItemOut,
+    UnassignedOut,
     current_of,
     downtime_out,
     open_items,
     operator_of,
     queue_of,
+    unassigned_of,
 )
-from mes_edge.api.schemas import DowntimeOut, QueueItemOut
+from mes_edge.api.schemas import DowntimeOut
 from mes_edge.domain import MemoryState, OperationStatus
 from mes_edge.store import Store
 from mes_edge.store.tables import rejected_events
@@ -28,6 +31,8 @@ router = APIRouter(prefix="/api/v1", tags=["supervisor board"])
 #: A running operation with no report for this long is shown as stalled (query parameter).
 STALLED_MINUTES = 10.0
 _FINISHED = (OperationStatus.COMPLETED.value, OperationStatus.CANCELLED.value)
+
+
 class WorkCenterTileOut(BaseModel):
     """One work center on the supervisor board."""
 
@@ -37,9 +42,11 @@ class WorkCenterTileOut(BaseModel):
     machine_state: str
     since: datetime | None
     operator: str | None
-    current: QueueItemOut | None
+    current: StationItemOut | None
     open_downtime: DowntimeOut | None
     queue_length: int = Field(description="operations waiting at the work center (not running)")
+    unassigned: UnassignedOut | None = Field(
+        description="machine counts no operation took: a supervisor assigns or writes them off")
 
 
 class AttentionOut(BaseModel):
@@ -78,13 +85,13 @@ class BoardOut(BaseModel):
     generated_at: datetime
     stalled_minutes: float
     work_centers: list[WorkCenterTileOut]
-    wip: list[QueueItemOut]
+    wip: list[StationItemOut]
     late: list[AttentionOut]
     stalled: list[AttentionOut]
     rejected: list[RejectedOut]
 
 
-def _late(items: list[QueueItemOut], now: datetime) -> list[AttentionOut]:
+def _late(items: list[StationItemOut], now: datetime) -> list[AttentionOut]:
     out = []
     for i in items:
         if i.status in _FINISHED or i.due is None:
@@ -102,7 +109,7 @@ def _late(items: list[QueueItemOut], now: datetime) -> list[AttentionOut]:
     return sorted(out, key=lambda a: (a.due or now, a.order_id, a.op_no))
 
 
-def _stalled(items: list[QueueItemOut], now: datetime, minutes: float) -> list[AttentionOut]:
+def _stalled(items: list[StationItemOut], now: datetime, minutes: float) -> list[AttentionOut]:
     out = []
     for i in items:
         last = i.last_report or i.actual_start
@@ -144,7 +151,8 @@ async def _tiles(request: Request, state: MemoryState) -> list[WorkCenterTileOut
             current=current_of(state, config.id),
             open_downtime=downtime_out(wc.downtime) if wc and wc.downtime else None,
             queue_length=sum(1 for q in queue_of(state, config.id)
-                             if q.status != OperationStatus.RUNNING.value)))
+                             if q.status != OperationStatus.RUNNING.value),
+            unassigned=unassigned_of(state, config.id)))
     return tiles
 
 

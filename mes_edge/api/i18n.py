@@ -83,6 +83,127 @@ STRINGS: dict[str, dict[str, str]] = {
 }
 
 
+#: Station tablet and board strings added for issue 10 (offline state, refusals translated
+#: from their code with the numbers the API gives, pause reasons, unassigned production).
+#: Placeholders in braces are filled by the page from the refusal's `details`.
+_TABLET: dict[str, dict[str, str]] = {
+    "en": {
+        "offline_title": "OFFLINE", "offline_text": "The MES cannot be reached. Taps are kept "
+        "on this tablet and sent as soon as it is back.",
+        "storage_title": "NOT SAVED YET", "storage_text": "The MES cannot save right now "
+        "(storage unavailable). Taps are kept and retried.",
+        "pending": "{n} waiting to be sent",
+        "not_sent": "Not sent: no connection. It will be sent automatically.",
+        "not_saved": "Not saved yet: the MES storage is unavailable. Retrying.",
+        "sent_later": "Sent now: {label}", "needs_connection": "Needs a connection to the MES",
+        "outbox_full": "Too many taps waiting to be sent. Wait until the MES is back.",
+        "pause_title": "Why are you pausing?", "pause_no_reason": "Pause without reason",
+        "stops_missing": "Stops without reason", "nothing_to_report": "Enter a quantity first.",
+        "unassigned": "Unassigned production", "unassigned_hint": "Counted while no operation "
+        "ran. A supervisor assigns it to an operation or writes it off.",
+        "over_produced": "Over plan", "beyond_handover": "Beyond handover",
+        "assign": "Assign", "write_off": "Write off", "unassigned_none": "Nothing unassigned",
+        "flags": "Flags", "rework": "Rework", "reason_text": "Reason (text)",
+        "action_start": "Start", "action_pause": "Pause", "action_resume": "Resume",
+        "action_complete": "Complete", "action_report": "Report",
+        "action_downtime-reason": "Downtime reason",
+        "ord_planned": "planned", "ord_released": "released", "ord_in_progress": "in progress",
+        "ord_on_hold": "on hold", "ord_completed": "completed", "ord_closed": "closed",
+        "ord_cancelled": "cancelled",
+        "rej_over_production": "Too many good parts for {order_id} / {op_no}: at most {limit} "
+        "good are allowed ({planned} planned + {tolerance_pct}%), {good} are already reported. "
+        "Report at most {room_good} more good, or ask your supervisor.",
+        "rej_sequence": "Only {room} more parts can be reported for {order_id} / {op_no}: the "
+        "previous operation handed over {handed_over}, {processed} are reported here. Report at "
+        "most {room}, or wait until the previous operation hands over more.",
+        "rej_sequence_start": "{order_id} / {op_no} cannot start yet: the previous operation "
+        "has handed nothing over. Wait for its parts, or start another operation.",
+        "rej_sequence_complete": "{order_id} / {op_no} cannot be completed before the previous "
+        "operation is completed. Ask the previous station to complete first.",
+        "rej_work_center_busy": "{running} is running on this station. Pause or complete it "
+        "first.",
+        "rej_no_running_operation": "No operation is running on this station. Start one from "
+        "the queue first.",
+        "rej_bad_state": "{order_id} / {op_no} is {status_text} now, so this is not possible. "
+        "Check the queue and tap again.",
+        "rej_order_not_active": "Order {order_id} is {order_status_text}. Ask your supervisor "
+        "to release it.",
+        "rej_counting_source": "{order_id} / {op_no} is counted by the machine: quantities "
+        "cannot be entered here.",
+        "rej_unknown_reason": "The reason \u201c{reason}\u201d is not offered here. Pick one of "
+        "the reasons shown.",
+        "rej_absurd_quantity": "That quantity is too large: at most {max_quantity} in one "
+        "report. Check the number.",
+        "rej_invalid": "The MES cannot accept this entry ({message}). Check it and try again.",
+        "rej_unknown_order": "This order is not known to the MES. Check the barcode or ask "
+        "your supervisor.",
+        "rej_unknown_operation": "This operation is not known to the MES. Check the barcode or "
+        "ask your supervisor.",
+        "rej_wrong_work_center": "{order_id} / {op_no} belongs to {op_work_center}, not to this "
+        "station. Do it there.",
+        "rej_unknown_badge": "This badge is not known. Check it, or ask your supervisor to "
+        "register it.",
+        "rej_wrong_pin": "Wrong PIN. Type it again.",
+        "rej_login_throttled": "Too many failed sign-ins at this station. Wait a minute, then "
+        "try again.",
+        "rej_not_qualified": "Operator {badge} is not qualified for this station. Ask your "
+        "supervisor.",
+    },
+    "zh": {
+        "offline_title": "离线",
+        "offline_text": "无法连接 MES。操作已保存在此平板上，恢复连接后自动发送。",
+        "storage_title": "尚未保存",
+        "storage_text": "MES 暂时无法保存（存储不可用）。操作已保留，正在重试。",
+        "pending": "{n} 条待发送",
+        "not_sent": "未发送：无网络连接。恢复后将自动发送。",
+        "not_saved": "尚未保存：MES 存储不可用，正在重试。",
+        "sent_later": "已发送：{label}", "needs_connection": "需要连接 MES",
+        "outbox_full": "待发送的操作过多。请等待 MES 恢复。",
+        "pause_title": "暂停原因？", "pause_no_reason": "不填原因暂停",
+        "stops_missing": "停机未填原因", "nothing_to_report": "请先输入数量。",
+        "unassigned": "未分配产量",
+        "unassigned_hint": "无工序运行时设备计数的产量。由主管分配到工序或核销。",
+        "over_produced": "超计划", "beyond_handover": "超出上道转交",
+        "assign": "分配", "write_off": "核销", "unassigned_none": "无未分配产量",
+        "flags": "标记", "rework": "返工", "reason_text": "原因（文字）",
+        "action_start": "开始", "action_pause": "暂停", "action_resume": "继续",
+        "action_complete": "完工", "action_report": "报工",
+        "action_downtime-reason": "停机原因",
+        "ord_planned": "已计划", "ord_released": "已下达", "ord_in_progress": "生产中",
+        "ord_on_hold": "已冻结", "ord_completed": "已完成", "ord_closed": "已关闭",
+        "ord_cancelled": "已取消",
+        "rej_over_production": "{order_id} / {op_no} 良品过多：最多允许 {limit} 件良品"
+        "（计划 {planned} + {tolerance_pct}%），已报 {good} 件。"
+        "最多再报 {room_good} 件良品，或联系主管。",
+        "rej_sequence": "{order_id} / {op_no} 最多还能报 {room} 件：上道工序转交 {handed_over} 件，"
+        "本工序已报 {processed} 件。请最多报 {room} 件，或等待上道工序转交更多。",
+        "rej_sequence_start": "{order_id} / {op_no} 还不能开始：上道工序尚未转交任何产品。"
+        "请等待上道工序，或开始其他工序。",
+        "rej_sequence_complete": "上道工序完工之前，{order_id} / {op_no} 不能完工。"
+        "请先让上道工位完工。",
+        "rej_work_center_busy": "本工位正在进行 {running}。请先暂停或完工。",
+        "rej_no_running_operation": "本工位没有进行中的工序。请先从队列中开始一道工序。",
+        "rej_bad_state": "{order_id} / {op_no} 当前为{status_text}，无法执行此操作。"
+        "请查看队列后重试。",
+        "rej_order_not_active": "工单 {order_id} 状态为{order_status_text}。请联系主管下达。",
+        "rej_counting_source": "{order_id} / {op_no} 由设备自动计数，不能在此手工报数。",
+        "rej_unknown_reason": "原因“{reason}”在此工位不可用。请从显示的原因中选择。",
+        "rej_absurd_quantity": "数量过大：单次最多 {max_quantity}。请检查数量。",
+        "rej_invalid": "MES 无法接受此输入（{message}）。请检查后重试。",
+        "rej_unknown_order": "MES 中没有此工单。请检查条码或联系主管。",
+        "rej_unknown_operation": "MES 中没有此工序。请检查条码或联系主管。",
+        "rej_wrong_work_center": "{order_id} / {op_no} 属于 {op_work_center}，不属于本工位。"
+        "请在该工位操作。",
+        "rej_unknown_badge": "工牌号无效。请检查工牌，或联系主管登记。",
+        "rej_wrong_pin": "密码错误，请重新输入。",
+        "rej_login_throttled": "本工位登录失败次数过多。请等待一分钟后再试。",
+        "rej_not_qualified": "操作员 {badge} 无此工位资质。请联系主管。",
+    },
+}
+for _lang, _extra in _TABLET.items():
+    STRINGS[_lang].update(_extra)
+
+
 def pick_language(query: str | None, cookie: str | None, accept_language: str | None) -> str:
     """?lang= first, then the remembered choice, then the browser's Accept-Language."""
     for choice in (query, cookie):
