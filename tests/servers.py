@@ -90,6 +90,13 @@ class MosquittoBroker:
         self.stop()
         self.start()
 
+    def kill(self) -> None:
+        """SIGKILL the broker: it saves nothing, what it held only in memory is gone."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
 
 def _pg_bindir() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
@@ -135,16 +142,12 @@ class PostgresServer:
             "UTF8",
             "--no-sync",
         )
-        opts = (
-            f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 "
-            "-c max_connections=100 -c shared_buffers=64MB"
-        )
         self._run(
             str(self.bindir / "pg_ctl"),
             "-D",
             str(self.datadir),
             "-o",
-            opts,
+            self._options(),
             "-l",
             str(self.tmp / "pg.log"),
             "-w",
@@ -152,6 +155,23 @@ class PostgresServer:
             "60",
             "start",
         )
+        wait_port(self.port)
+
+    def _options(self) -> str:
+        return (
+            f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 "
+            "-c max_connections=100 -c shared_buffers=64MB"
+        )
+
+    def halt(self, mode: str = "fast") -> None:
+        """`pg_ctl stop -m <mode>`, keeping the cluster: clients are cut off, new ones refused."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "-t",
+                  "60", "stop")
+
+    def resume(self) -> None:
+        """`pg_ctl start` the cluster `halt` stopped, on the same port."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", self._options(),
+                  "-l", str(self.tmp / "pg.log"), "-w", "-t", "60", "start")
         wait_port(self.port)
 
     def create_database(self, name: str) -> str:

@@ -1,0 +1,1 @@
+"""Fault injection: real processes broken for real, each scenario reconciled exactly."""
