@@ -35,6 +35,12 @@ class ServiceCollector(Collector):
                                     value=d.queue_depth)
             yield GaugeMetricFamily("mes_edge_last_commit_ms", "Duration of the last commit",
                                     value=d.stats.last_commit_ms)
+            yield GaugeMetricFamily("mes_edge_storage_up",
+                                    "1 while the database takes commits, 0 during an outage",
+                                    value=0.0 if d.storage_down else 1.0)
+            yield CounterMetricFamily("mes_edge_storage_outage_seconds",
+                                      "Seconds the database was unavailable to the writer",
+                                      value=d.outage_seconds)
         up = GaugeMetricFamily("mes_edge_driver_connected", "1 when the link is up",
                                labels=["driver"])
         for name, h in self.service.health().items():

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, status
 
-from mes_edge.dispatcher import Outcome, Status
+from mes_edge.dispatcher import Dispatcher, Outcome, Status
 from mes_edge.domain import Event
 
 if TYPE_CHECKING:
@@ -32,10 +33,44 @@ _HTTP_OF_CODE = {
 }
 
 
+#: How long a write waits for its commit while the storage is away before answering 503.
+STORAGE_WAIT_S = 2.0
+
+
+def storage_unavailable(dispatcher: Dispatcher) -> HTTPException:
+    """503 with Retry-After: the storage is away; nothing was refused."""
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        detail={"code": "storage_unavailable",
+                "message": "the database is not reachable; nothing was refused - send the same "
+                           "request again (with the same Idempotency-Key) later",
+                "reason": dispatcher.storage_error},
+        headers={"Retry-After": "5"})
+
+
+async def process(dispatcher: Dispatcher, event: Event) -> Outcome:
+    """Submit and wait for the commit; 503 while the storage is away.
+
+    A write that arrives during an outage is not queued at all. One already queued when the
+    storage went away waits a little, then gets 503 too: it stays queued and is committed when
+    the storage is back, and a resend with the same event id (Idempotency-Key) meets that
+    verdict instead of counting twice.
+    """
+    if dispatcher.storage_down:
+        raise storage_unavailable(dispatcher)
+    future = await dispatcher.submit(event)
+    while True:
+        done, _ = await asyncio.wait({future}, timeout=0.25)
+        if done:
+            return future.result()
+        if dispatcher.storage_down_for >= STORAGE_WAIT_S:
+            raise storage_unavailable(dispatcher)
+
+
 async def submit(service: EdgeService, event: Event) -> Outcome:
     """Commit the event; raise the HTTP error of its rejection (which is recorded all the same)."""
     assert service.dispatcher is not None
-    outcome = await service.dispatcher.process(event)
+    outcome = await process(service.dispatcher, event)
     if outcome.status == Status.REJECTED:
         raise HTTPException(_HTTP_OF_CODE.get(outcome.code or "", status.HTTP_409_CONFLICT),
                             detail={"code": outcome.code, "message": outcome.reason,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,13 +27,17 @@ from mes_edge.domain import (
     event_to_json,
 )
 from mes_edge.store import BatchWrite, codec
+from mes_edge.store.writer import Verdict
+
+_NEW = object()  # marks an id not settled before
 
 
 class BatchBuilder:
     """Accumulates the decisions of a batch; nothing here touches the committed state."""
 
     def __init__(self, state: MemoryState, rules: PlantRules, *, seq: int, cursor: int,
-                 rejection: int, known: set[str], recent: Container[str]) -> None:
+                 rejection: int, known: Mapping[str, Verdict],
+                 recent: Mapping[str, Verdict]) -> None:
         self.rules = rules
         self.decision = Decision()
         self.view = Overlay(state, self.decision)
@@ -41,8 +45,8 @@ class BatchBuilder:
         self._start = (seq, cursor, rejection)
         self._known = known
         self._recent = recent
-        self.new_ids: list[str] = []
-        self._batch_ids: set[str] = set()
+        self.new_ids: list[tuple[str, Verdict]] = []
+        self._batch_ids: dict[str, Verdict] = {}
         self.checkpoints: dict[tuple[str, str], Checkpoint] = {}
         self._now = datetime.now(UTC)
         self._rows = BatchWrite()
@@ -59,27 +63,26 @@ class BatchBuilder:
             self.checkpoints[(cp.device, cp.tag)] = cp
             return Outcome(Status.UNCHANGED, None)
         if isinstance(item, RawRejection):
-            if item.event_id is not None and self._seen(item.event_id):
-                return Outcome(Status.DUPLICATE, item.event_id)
+            if item.event_id is not None and (seen := self._seen(item.event_id)) is not _NEW:
+                return self._again(item.event_id, seen)
             if item.event_id is not None:
-                self._batch_ids.add(item.event_id)
-                self.new_ids.append(item.event_id)
+                self._settle(item.event_id, (item.reason_code, item.reason))
             if item.checkpoint is not None:
                 cp = item.checkpoint
                 self.checkpoints[(cp.device, cp.tag)] = cp
             return self._reject_raw(item)
         event = item
-        if self._seen(event.event_id):
-            return Outcome(Status.DUPLICATE, event.event_id)
+        if (seen := self._seen(event.event_id)) is not _NEW:
+            return self._again(event.event_id, seen)
         if event.checkpoint is not None:
             cp = event.checkpoint
             # Counts derived from a reading are settled (accepted or refused) once: advance.
             self.checkpoints[(cp.device, cp.tag)] = cp
         result = apply(self.view, self.rules, event)
-        self._batch_ids.add(event.event_id)
-        self.new_ids.append(event.event_id)
         if isinstance(result, Rejection):
+            self._settle(event.event_id, (result.code.value, result.message))
             return self._reject(event, result)
+        self._settle(event.event_id, None)
         changed = result.changed
         if not changed and isinstance(event, ConfirmationsDue):
             return Outcome(Status.UNCHANGED, event.event_id)  # an idle timer tick: not logged
@@ -107,8 +110,25 @@ class BatchBuilder:
         status = Status.ACCEPTED if changed else Status.UNCHANGED
         return Outcome(status, event.event_id, seq=self.seq)
 
-    def _seen(self, event_id: str) -> bool:
-        return event_id in self._batch_ids or event_id in self._known or event_id in self._recent
+    def _seen(self, event_id: str) -> Verdict | object:
+        """How the id was settled before, or _NEW."""
+        for where in (self._batch_ids, self._recent, self._known):
+            if event_id in where:
+                return where[event_id]
+        return _NEW
+
+    def _settle(self, event_id: str, verdict: Verdict) -> None:
+        self._batch_ids[event_id] = verdict
+        self.new_ids.append((event_id, verdict))
+
+    @staticmethod
+    def _again(event_id: str, verdict: Verdict | object) -> Outcome:
+        """A resend: a refused id is refused again with the same reason (nothing recorded
+        twice); an accepted one is a duplicate that changes nothing."""
+        if isinstance(verdict, tuple):
+            return Outcome(Status.REJECTED, event_id, code=verdict[0], reason=verdict[1],
+                           repeated=True)
+        return Outcome(Status.DUPLICATE, event_id)
 
     def _reject(self, event: Event, rejection: Rejection) -> Outcome:
         self.rejection += 1

@@ -32,6 +32,7 @@ from mes_edge.dispatcher.outcome import (
 from mes_edge.domain import ConfirmationsDue, Event, MemoryState, PlantRules
 from mes_edge.store import BatchWrite, Store
 from mes_edge.store.errors import describe, is_storage_failure
+from mes_edge.store.writer import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class Dispatcher:
             maxsize=queue_size)
         self._max_batch = max_batch
         self._tick_seconds = tick_seconds
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._recent: OrderedDict[str, Verdict] = OrderedDict()
         self._recent_max = recent_ids
         self._listeners: list[Listener] = []
         self._writer: asyncio.Task[None] | None = None
@@ -336,7 +337,7 @@ class Dispatcher:
                if isinstance(i, Event | RawRejection) and i.event_id is not None
                and not self._is_known(i.event_id)]
 
-        def build(known: set[str]) -> tuple[BatchWrite, tuple[BatchBuilder, list[Outcome],
+        def build(known: dict[str, Verdict]) -> tuple[BatchWrite, tuple[BatchBuilder, list[Outcome],
                                                               CommittedBatch]]:
             # Runs inside the batch's transaction (on SQLite: in the writer thread). It only
             # reads the committed state; nothing is merged until the commit succeeded.
@@ -353,8 +354,8 @@ class Dispatcher:
         self._seq, self._cursor, self._rejection = builder.seq, builder.cursor, builder.rejection
         for key, cp in builder.checkpoints.items():
             self.checkpoints[key] = cp
-        for event_id in builder.new_ids:
-            self._recent[event_id] = None
+        for event_id, verdict in builder.new_ids:
+            self._recent[event_id] = verdict
         while len(self._recent) > self._recent_max:
             self._recent.popitem(last=False)
         self._count(outcomes, len(items), time.perf_counter() - t0)
@@ -373,8 +374,10 @@ class Dispatcher:
         for o in outcomes:
             if o.status == Status.ACCEPTED:
                 s.accepted += 1
-            elif o.status == Status.REJECTED:
+            elif o.status == Status.REJECTED and not o.repeated:
                 s.rejected += 1
+            elif o.status == Status.REJECTED:
+                s.duplicates += 1
             elif o.status == Status.DUPLICATE:
                 s.duplicates += 1
             else:

@@ -36,6 +36,8 @@ class Outcome:
     seq: int | None = None
     code: str | None = None
     reason: str | None = None
+    #: A resend of an id refused before: the same verdict, not recorded again.
+    repeated: bool = False
 
     @property
     def ok(self) -> bool:

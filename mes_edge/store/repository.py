@@ -139,7 +139,7 @@ class Store:
         found: set[str] = set()
         async with self.engine.connect() as conn:
             for stmt in known_ids_statements(ids):
-                found.update(r[0] for r in await conn.execute(stmt))
+                found.update(str(r[0]) for r in await conn.execute(stmt))
         return found
 
     def transaction(self) -> Any:

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from sqlalchemy import Table, create_engine, event, select, union_all
+from sqlalchemy import Table, create_engine, event, null, select, union_all
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from mes_edge.domain import Event, event_to_json
@@ -42,16 +42,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Build = Callable[[set[str]], tuple["BatchWrite", T]]
+Build = Callable[[dict[str, "Verdict"]], tuple["BatchWrite", T]]
+
+
+#: How an id was settled before: None when it was logged (accepted or unchanged), else the
+#: refusal's (reason_code, reason), so a resend meets the same verdict.
+Verdict = tuple[str, str] | None
 
 
 def known_ids_statements(ids: Sequence[str]) -> Iterator[Any]:
-    """SELECTs finding which ids were settled before (event log or refused), 500 at a time."""
+    """SELECTs finding which ids were settled before (event log or refused), 500 at a time.
+
+    Rows are (event_id, reason_code, reason); the codes are NULL for logged events."""
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
         yield union_all(
-            select(events.c.event_id).where(events.c.event_id.in_(chunk)),
-            select(rejected_events.c.event_id).where(rejected_events.c.event_id.in_(chunk)))
+            select(events.c.event_id, null().label("reason_code"), null().label("reason"))
+            .where(events.c.event_id.in_(chunk)),
+            select(rejected_events.c.event_id, rejected_events.c.reason_code,
+                   rejected_events.c.reason).where(rejected_events.c.event_id.in_(chunk)))
+
+
+def _verdict(row: Any) -> Verdict:
+    return None if row[1] is None else (str(row[1]), str(row[2]))
 
 
 def event_row(seq: int, event: Event, committed_at: datetime | None) -> dict[str, Any]:
@@ -141,9 +154,9 @@ class BatchCommitter:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._commit_sync, ids, build)
         async with self.store.engine.begin() as conn:
-            known: set[str] = set()
+            known: dict[str, Verdict] = {}
             for stmt in known_ids_statements(ids):
-                known.update(r[0] for r in await conn.execute(stmt))
+                known.update((r[0], _verdict(r)) for r in await conn.execute(stmt))
             rows, result = build(known)
             for stmt, params in batch_statements(self.store, rows):
                 await conn.execute(stmt, params)
@@ -161,10 +174,10 @@ class BatchCommitter:
             return result
 
     @staticmethod
-    def _known(conn: Connection, ids: Sequence[str]) -> set[str]:
-        known: set[str] = set()
+    def _known(conn: Connection, ids: Sequence[str]) -> dict[str, Verdict]:
+        known: dict[str, Verdict] = {}
         for stmt in known_ids_statements(ids):
-            known.update(r[0] for r in conn.execute(stmt))
+            known.update((r[0], _verdict(r)) for r in conn.execute(stmt))
         return known
 
     async def _checkpoint_loop(self) -> None:

@@ -203,3 +203,30 @@ async def test_replay_equals_live_state(db_url: str) -> None:
     finally:
         await d.stop()
         await store.close()
+
+
+async def test_a_resend_of_a_refused_event_gets_the_same_refusal(db_url: str) -> None:
+    """A tablet retrying a tap whose first attempt was refused sees that refusal again, not a
+    "duplicate" success; the refusal is recorded once, also after a restart (from the store)."""
+    store = await Store.open(db_url)
+    d = Dispatcher(store, f.rules())
+    await d.start()
+    try:
+        await d.process(f.order("R-1", qty=10, wcs=("ASSY-03",)))
+        report = f.operator_report("ASSY-03", "R-1", "0010", good=3, event_id="tap-1")
+        first = await d.process(report)  # the operation is not running: refused
+        assert first.status == Status.REJECTED and first.code == "bad_state"
+        again = await d.process(report)
+        assert (again.status, again.code, again.reason) == (first.status, first.code,
+                                                            first.reason)
+        await d.stop()
+        d = Dispatcher(store, f.rules())
+        await d.start()  # the in-memory ids are gone: the verdict comes from the database
+        third = await d.process(report)
+        assert (third.status, third.code, third.reason) == (first.status, first.code,
+                                                            first.reason)
+        rows = await store.rows(rejected_events, rejected_events.c.event_id == "tap-1")
+        assert len(rows) == 1
+    finally:
+        await d.stop()
+        await store.close()
