@@ -136,16 +136,62 @@ class TagRef(Strict):
     tag: str = Field(min_length=1)
 
 
+CounterBits = Literal[16, 32, 64]
+#: Width of a counter held in a tag of each integer data type (lower-cased type names).
+COUNTER_BITS: dict[str, CounterBits] = {
+    "int16": 16, "uint16": 16, "int32": 32, "uint32": 32, "int64": 64, "uint64": 64,
+}
+#: Width of a counter whose tag declares no integer type (OPC UA tags, float tags).
+DEFAULT_COUNTER_BITS: CounterBits = 32
+
+
 class CounterRule(TagRef):
     """A PLC counter whose increments are good, scrap or rework units."""
 
     counts: Literal["good", "scrap", "rework"] = "good"
     scrap_reason: str | None = None
-    bits: Literal[16, 32, 64] = 32
-    on_reset: Literal["count", "baseline"] = Field(
-        "count", description="after a drop: count the new value as produced, or only re-baseline"
+    bits: CounterBits | None = Field(
+        None,
+        description="width of the PLC counter (it rolls over to 0 after 2**bits - 1); default: "
+        "the tag's data_type (16 for int16/uint16, 32 for int32/uint32, 64 for int64/uint64), "
+        "32 for a tag without an integer type (OPC UA); a contradicting value is an error",
     )
-    max_delta: int = Field(10_000, ge=1, description="a larger jump is refused, not counted")
+    on_reset: Literal["count", "baseline"] = Field(
+        "count", description="after a reset (a drop that is no rollover): count the new value "
+        "as produced since the reset (at most max_delta), or only re-baseline"
+    )
+    max_delta: int = Field(
+        10_000, ge=1,
+        description="the most parts the counter plausibly advances between two readings: a "
+        "larger forward jump (e.g. after a long outage) is still counted, whole, but as "
+        "unassigned production of the work center for a supervisor to assign or write off",
+    )
+    rollover_window: int | None = Field(
+        None, ge=1,
+        description="a drop is a rollover only when the parts across the wrap point (from the "
+        "last reading up to 2**bits, then from 0 to the new one) are at most this many; any "
+        "other drop is a reset; default: max_delta, but at most 1/64 of the counter's range "
+        "(1,024 for 16 bits), so that a reset from a high value is not taken for a wrap",
+    )
+
+    @model_validator(mode="after")
+    def _window_within_max_delta(self) -> CounterRule:
+        if self.rollover_window is not None and self.rollover_window > self.max_delta:
+            raise ValueError(
+                f"rollover_window {self.rollover_window} exceeds max_delta {self.max_delta}")
+        return self
+
+    @property
+    def width(self) -> int:
+        """The counter's bits: `bits`, which Settings resolves from the tag's data type."""
+        return self.bits or DEFAULT_COUNTER_BITS
+
+    @property
+    def effective_rollover_window(self) -> int:
+        """Most parts across the wrap point for a drop to count as a rollover."""
+        if self.rollover_window is not None:
+            return self.rollover_window
+        return min(self.max_delta, (1 << self.width) // 64)
 
 
 class StateRule(TagRef):
@@ -237,7 +283,12 @@ class Settings(BaseSettings):
         wcs = [w.id for w in self.work_centers]
         _unique("work_centers", wcs)
         _unique("devices", [d.name for d in self.devices])
-        tags = {d.name: {t.name for t in d.tags} for d in self.devices}
+        # Tag name -> its declared data type (None: the driver's tags declare none, e.g. OPC UA).
+        tags = {d.name: {t.name: getattr(t, "data_type", None) for t in d.tags}
+                for d in self.devices}
+        # One rule per (device, tag) across all work centers: two trackers on one counter would
+        # derive the same event ids, and the second one's events would be lost as duplicates.
+        used: dict[tuple[str, str], str] = {}
         for i, rule in enumerate(self.rules):
             if rule.work_center not in wcs:
                 raise ValueError(
@@ -257,6 +308,14 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"rules[{i}].{where}.tag: device {ref.device!r} has no tag {ref.tag!r}"
                     )
+                first = used.setdefault((ref.device, ref.tag), f"rules[{i}].{where}")
+                if first != f"rules[{i}].{where}":
+                    raise ValueError(
+                        f"rules[{i}].{where}.tag: {ref.device}/{ref.tag} already has a rule "
+                        f"({first}); a tag may feed one rule only"
+                    )
+                if isinstance(ref, CounterRule):
+                    _resolve_counter_bits(f"rules[{i}].{where}", ref, tags[ref.device][ref.tag])
         return self
 
 
@@ -266,3 +325,22 @@ def _unique(what: str, names: list[str]) -> None:
         if n in seen:
             raise ValueError(f"{what}[{i}]: {n!r} is defined twice")
         seen.add(n)
+
+
+def _resolve_counter_bits(path: str, rule: CounterRule, data_type: object) -> None:
+    """Set a counter rule's default `bits` from its tag's data type; refuse a contradiction."""
+    kind = None if data_type is None else str(getattr(data_type, "value", data_type)).lower()
+    if kind in ("bool", "boolean", "string"):
+        raise ValueError(
+            f"{path}.tag: {rule.device}/{rule.tag} is a {kind} tag; a counter needs an integer tag")
+    width = COUNTER_BITS.get(kind or "")
+    if rule.bits is None:
+        rule.bits = width or DEFAULT_COUNTER_BITS
+    elif width is not None and rule.bits != width:
+        raise ValueError(
+            f"{path}.bits: {rule.bits} contradicts the {kind} tag {rule.device}/{rule.tag}, "
+            f"a {width}-bit counter (leave bits out to take the tag's width)")
+    if rule.effective_rollover_window > 1 << (rule.width - 1):
+        raise ValueError(
+            f"{path}.rollover_window: {rule.rollover_window} is more than half the range of a "
+            f"{rule.width}-bit counter")

@@ -1,4 +1,4 @@
-"""CounterTracker: baselines, deltas, rollover, resets, refused jumps and resume after restart."""
+"""CounterTracker: baselines, deltas, rollover, resets, unassigned jumps, resume after restart."""
 
 from __future__ import annotations
 
@@ -62,18 +62,74 @@ def test_scrap_counter_uses_its_configured_reason() -> None:
     assert q.scrap == {"dent": 1}
 
 
-@pytest.mark.parametrize(("bits", "top"), [(16, 0xFFFF), (32, 0xFFFF_FFFF)])
+@pytest.mark.parametrize(("bits", "top"), [(16, 0xFFFF), (32, 0xFFFF_FFFF), (64, 2**63 - 1)])
 def test_rollover_at_the_type_maximum_counts_exactly(bits: int, top: int) -> None:
     t = tracker(bits=bits)
+    if bits == 64:  # a 64-bit counter cannot be stored near its top: it is always a reset
+        assert qty(feed(t, top - 2, 3)[1]).good == 3
+        return
     items = feed(t, top - 2, top, 1, 4)
     # top-2 -> top: 2; top -> 1: 2 (top -> 0 -> 1); 1 -> 4: 3
     assert [qty(i).good for i in items[1:]] == [2, 2, 3]
     assert qty(items[2]).checkpoint == Checkpoint("plc1", "good", 1, 1)
+    assert qty(items[2]).readings == (top, 1) and qty(items[2]).unassigned_reason is None
+    assert qty(items[2]).event_id == "plc1/good/1/1"
+
+
+def test_uint16_wrap_65530_to_7_counts_13() -> None:
+    q = qty(feed(tracker(bits=16), 65530, 7)[1])
+    assert q.good == 13 and q.readings == (65530, 7)
 
 
 def test_rollover_to_zero_exactly() -> None:
     items = feed(tracker(bits=16), 65534, 0)
     assert qty(items[1]).good == 2
+
+
+def test_without_a_resolved_width_a_counter_is_32_bits() -> None:
+    # Settings resolves `bits` from the tag's type; a bare rule (and an OPC UA tag) is 32-bit.
+    rule = CounterRule(device="plc1", tag="good")
+    assert rule.bits is None and rule.width == 32
+    assert qty(feed(tracker(), 0xFFFF_FFFA, 7)[1]).good == 13
+    # ... so a 16-bit wrap is a reset: only the 7 made since 0 are counted.
+    assert qty(feed(tracker(), 65530, 7)[1]).good == 7
+
+
+@pytest.mark.parametrize("last", [55_536, 60_036, 64_000, 64_511])
+def test_a_reset_from_a_high_value_on_16_bits_is_no_rollover(last: int) -> None:
+    # With max_delta 10,000 a wrap would be plausible from above 55,535; the rollover window
+    # of a 16-bit counter is 1/64 of its range (1,024), so these drops are resets.
+    t = tracker(bits=16)
+    assert t.window == 1024
+    items = feed(t, last, 0, 3)
+    assert items[1] == CounterBaseline(Checkpoint("plc1", "good", 0, 1))
+    assert qty(items[2]).good == 3
+    q = qty(feed(tracker(bits=16), last, 5)[1])  # reset and 5 made since: on_reset count
+    assert q.good == 5 and q.readings == (last, 5)
+
+
+def test_the_rollover_window_bounds_the_parts_across_the_wrap() -> None:
+    # 65536 - 64512 + 0 = 1024 parts across the wrap: a rollover; one more is a reset.
+    assert qty(feed(tracker(bits=16), 64_512, 0)[1]).good == 1024
+    assert qty(feed(tracker(bits=16), 64_600, 1000)[1]).good == 1000  # 936 + 1000 > 1024
+    assert isinstance(feed(tracker(bits=16), 64_511, 0)[1], CounterBaseline)
+    # A smaller max_delta tightens the window, a configured window overrides the default.
+    assert qty(feed(tracker(bits=16, max_delta=100), 65_500, 50)[1]).good == 86  # 36 + 50
+    assert qty(feed(tracker(bits=16, max_delta=100), 65_450, 60)[1]).good == 60  # 86 + 60
+    wide = tracker(bits=16, rollover_window=5000)
+    assert qty(feed(wide, 61_000, 10)[1]).good == 4546
+
+
+def test_a_32_bit_counter_keeps_max_delta_as_its_rollover_window() -> None:
+    t = tracker(bits=32, max_delta=10_000)
+    assert t.window == 10_000
+    assert qty(feed(t, 2**32 - 9_000, 500)[1]).good == 9_500
+    assert isinstance(feed(tracker(bits=32), 2**32 - 20_000, 0)[1], CounterBaseline)
+
+
+def test_a_window_larger_than_max_delta_is_refused() -> None:
+    with pytest.raises(ValueError, match="rollover_window 200 exceeds max_delta 100"):
+        CounterRule(device="plc1", tag="good", max_delta=100, rollover_window=200)
 
 
 def test_reset_to_zero_is_a_new_baseline_never_a_huge_or_negative_delta() -> None:
@@ -82,6 +138,7 @@ def test_reset_to_zero_is_a_new_baseline_never_a_huge_or_negative_delta() -> Non
     assert qty(items[1]).good == 10
     assert items[2] == CounterBaseline(Checkpoint("plc1", "good", 0, 1))
     assert qty(items[3]).good == 4
+    assert qty(items[3]).readings == (0, 4)
 
 
 def test_reset_to_a_small_value_counts_it_when_on_reset_is_count() -> None:
@@ -89,12 +146,18 @@ def test_reset_to_a_small_value_counts_it_when_on_reset_is_count() -> None:
     items = feed(tracker(bits=32, on_reset="count"), 500, 3)
     q = qty(items[1])
     assert q.good == 3 and q.checkpoint == Checkpoint("plc1", "good", 3, 1)
+    assert q.readings == (500, 3) and q.unassigned_reason is None
 
 
 def test_reset_to_a_small_value_only_rebaselines_when_on_reset_is_baseline() -> None:
     items = feed(tracker(bits=32, on_reset="baseline"), 500, 3, 5)
     assert items[1] == CounterBaseline(Checkpoint("plc1", "good", 3, 1))
     assert qty(items[2]).good == 2
+
+
+def test_on_reset_baseline_still_counts_a_true_rollover() -> None:
+    items = feed(tracker(bits=16, on_reset="baseline"), 65_530, 7, 9)
+    assert [qty(i).good for i in items[1:]] == [13, 2]
 
 
 def test_drop_to_a_value_above_max_delta_is_a_baseline() -> None:
@@ -109,20 +172,35 @@ def test_drop_far_from_the_maximum_is_a_reset_not_a_rollover_on_16_bits() -> Non
     assert qty(items[1]).good == 10
 
 
-def test_jump_over_max_delta_is_refused_and_recorded_with_its_checkpoint() -> None:
+def test_a_jump_over_max_delta_is_counted_whole_as_unassigned_production() -> None:
     t = tracker(max_delta=100)
     items = feed(t, 10, 5_000, 5_002)
-    rej = items[1]
-    assert isinstance(rej, RawRejection)
-    assert rej.reason_code == "counter_jump" and rej.work_center == "PRESS-01"
-    assert rej.payload == {"from": 10, "to": 5_000}
-    # The checkpoint moves on, so the refused jump is never counted later either.
-    assert rej.checkpoint == Checkpoint("plc1", "good", 5_000, 1)
-    assert qty(items[2]).good == 2
+    q = qty(items[1])
+    # A PLC count is a fact: the whole jump is counted, for a supervisor to assign or write off.
+    assert q.good == 4_990 and q.unassigned_reason == "counter_jump"
+    assert q.readings == (10, 5_000) and q.by == CountingSource.MACHINE
+    assert q.event_id == "plc1/good/0/5000" and q.work_center == "PRESS-01"
+    assert q.checkpoint == Checkpoint("plc1", "good", 5_000, 0)
+    after = qty(items[2])
+    assert after.good == 2 and after.unassigned_reason is None
+    assert after.event_id == "plc1/good/0/5002"
+
+
+def test_a_jump_of_scrap_keeps_its_reason() -> None:
+    q = qty(feed(tracker(counts="scrap", scrap_reason="dent", max_delta=10), 0, 50)[1])
+    assert q.scrap == {"dent": 50} and q.good == 0 and q.unassigned_reason == "counter_jump"
+
+
+def test_after_a_long_outage_the_parts_made_meanwhile_are_counted_as_unassigned() -> None:
+    # The service comes back to a committed checkpoint of 1,000; the PLC made 25,000 since.
+    q = qty(tracker(Checkpoint("plc1", "good", 1_000, 2)).on_value(26_000, TS))
+    assert q.good == 25_000 and q.unassigned_reason == "counter_jump"
+    assert q.event_id == "plc1/good/2/26000" and q.readings == (1_000, 26_000)
 
 
 def test_a_jump_of_exactly_max_delta_is_counted() -> None:
-    assert qty(feed(tracker(max_delta=100), 10, 110)[1]).good == 100
+    q = qty(feed(tracker(max_delta=100), 10, 110)[1])
+    assert q.good == 100 and q.unassigned_reason is None
 
 
 @pytest.mark.parametrize("raw", [-1, 2.5, "12", None, True, float("nan"), float("inf"), [1]])
@@ -142,12 +220,20 @@ def test_whole_floats_are_accepted_as_counter_values() -> None:
 def test_event_ids_stay_unique_across_rollover_and_reset_generations() -> None:
     t = tracker(bits=16, max_delta=100)
     values = [65530, 65535, 5, 0, 5, 40, 0, 5, 65500, 65535, 5]
-    ids = [i.event_id for i in feed(t, *values) if isinstance(i, QuantityReported)]
-    assert len(ids) == len(set(ids)) >= 5
-    # The readings 5 and 65535 were counted in several generations, each with its own id.
+    items = [i for i in feed(t, *values) if isinstance(i, QuantityReported)]
+    ids = [i.event_id for i in items]
+    assert len(ids) == len(set(ids)) == 8
+    # The readings 5 and 65535 were counted in several generations, each with its own id; a
+    # forward jump (5 -> 65500) stays in its generation, only drops move it on.
     assert [i for i in ids if i.endswith("/5")] == [
-        "plc1/good/1/5", "plc1/good/2/5", "plc1/good/3/5", "plc1/good/5/5"]
-    assert [i for i in ids if i.endswith("/65535")] == ["plc1/good/0/65535", "plc1/good/4/65535"]
+        "plc1/good/1/5", "plc1/good/2/5", "plc1/good/3/5", "plc1/good/4/5"]
+    assert [i for i in ids if i.endswith("/65535")] == ["plc1/good/0/65535", "plc1/good/3/65535"]
+    assert [i.unassigned_reason for i in items].count("counter_jump") == 1
+    # Every count carries its readings, and they chain: each starts where the last one ended
+    # (the resets to 0 in between are baselines).
+    assert [i.readings for i in items] == [
+        (65530, 65535), (65535, 5), (0, 5), (5, 40), (0, 5), (5, 65500), (65500, 65535),
+        (65535, 5)]
 
 
 def test_resume_from_a_committed_checkpoint_counts_what_was_made_while_away() -> None:
