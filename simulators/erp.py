@@ -11,7 +11,12 @@ confirmations of each work order arrive in commit order (by cursor).
         erp.totals_by_work_center()   # {"PRESS-01": {"good": 40, "scrap": 1, "rework": 0}}
 
 Push mode: the simulator listens on `push_port` at POST /erp/confirmations; `set_available(False)`
-answers 503 (an ERP outage), `stop_receiver()` closes the port altogether.
+answers 503 (an ERP outage; `status=500`, and `after_booking=True` for an ERP that books the
+confirmation and then fails to answer), `stop_receiver()` closes the port altogether.
+`refuse(order_id, 422, "...")` refuses the next confirmation of that order (and that same one
+again, as an ERP does while its data is wrong) until `clear_refusal(order_id)`. A key it already
+has is answered 200 (`duplicate_status=409` for ERPs that answer 409 Conflict). Every push and
+its answer is in `push_log`.
 
 Command line: `python -m simulators.erp --mes-url URL --token T [--mode pull|push] [--orders N]`.
 """
@@ -90,6 +95,7 @@ class ErpSim:
         push_port: int = 0,
         page: int = 500,
         push_delay: float = 0.0,
+        duplicate_status: int = 200,
     ) -> None:
         if mode not in ("pull", "push"):
             raise ValueError("mode is pull or push")
@@ -104,6 +110,13 @@ class ErpSim:
         self.pull_errors = 0
         self.available = True
         self.push_delay = push_delay  # seconds an ERP takes to post one confirmation
+        self.unavailable_status = 503
+        self.fail_after_booking = False
+        self.duplicate_status = duplicate_status
+        #: order_id -> [HTTP status, message, the confirmation_id refused (once one came)]
+        self.refusals: dict[str, list[Any]] = {}
+        #: (confirmation_id, order_id, HTTP status answered) for every push, in arrival order.
+        self.push_log: list[tuple[str, str, int]] = []
         #: Orders offered to a MES that pulls them (GET /erp/released-orders).
         self.offered: dict[str, dict[str, Any]] = {}
         self._client = httpx.AsyncClient(
@@ -230,28 +243,55 @@ class ErpSim:
 
     # -- push -----------------------------------------------------------------------------
 
-    def set_available(self, available: bool) -> None:
-        """False: the receiver answers 503 (the ERP is down for maintenance)."""
+    def set_available(
+        self, available: bool, *, status: int = 503, after_booking: bool = False
+    ) -> None:
+        """False: the receiver answers `status` (the ERP is down for maintenance); with
+        `after_booking` it books the confirmation first (its answer is what fails)."""
         self.available = available
+        self.unavailable_status = status
+        self.fail_after_booking = after_booking
+
+    def refuse(self, order_id: str, status: int = 422, message: str = "refused") -> None:
+        """Refuse the next confirmation of `order_id` with `status` and `message`, and that
+        same confirmation each time it comes again, until clear_refusal()."""
+        self.refusals[order_id] = [status, message, None]
+
+    def clear_refusal(self, order_id: str) -> None:
+        """The ERP's data was fixed: the refused confirmation is accepted next time."""
+        self.refusals.pop(order_id, None)
 
     async def _receive(self, request: Request) -> JSONResponse:
         if self.push_delay:
             await asyncio.sleep(self.push_delay)
-        if not self.available:
-            return JSONResponse({"error": "maintenance"}, status_code=503)
         key = request.headers.get("idempotency-key")
         try:
             body = await request.json()
         except (json.JSONDecodeError, ValueError):
             return JSONResponse({"error": "not JSON"}, status_code=400)
-        if not key or key != body.get("confirmation_id"):
+        if not isinstance(body, dict) or not key or key != body.get("confirmation_id"):
             return JSONResponse(
                 {"error": "Idempotency-Key must equal confirmation_id"}, status_code=400
             )
+        response = self._answer(key, body)
+        self.push_log.append((key, str(body.get("order_id")), response.status_code))
+        return response
+
+    def _answer(self, key: str, body: dict[str, Any]) -> JSONResponse:
+        if not self.available:
+            if self.fail_after_booking:
+                self.received.book(body)
+            return JSONResponse({"error": "maintenance"}, status_code=self.unavailable_status)
+        refusal = self.refusals.get(str(body.get("order_id")))
+        if refusal is not None and key not in self.received.by_id:
+            if refusal[2] is None:
+                refusal[2] = key
+            if refusal[2] == key:
+                return JSONResponse({"error": refusal[1]}, status_code=refusal[0])
         fresh = self.received.book(body)
-        return JSONResponse(
-            {"status": "posted" if fresh else "duplicate"}, status_code=201 if fresh else 200
-        )
+        if fresh:
+            return JSONResponse({"status": "posted"}, status_code=201)
+        return JSONResponse({"status": "duplicate"}, status_code=self.duplicate_status)
 
     def offer_order(
         self,

@@ -10,8 +10,19 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, st
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from mes_edge.api.deps import ErpDep, ServiceDep, SupervisorDep
-from mes_edge.api.schemas import AckIn, AckOut, ConfirmationOut, ConfirmationPage, ReasonIn
+from mes_edge.api.deps import ErpDep, ErpOrSupervisorDep, Principal, ServiceDep, SupervisorDep
+from mes_edge.api.schemas import (
+    AckIn,
+    AckOut,
+    ConfirmationOut,
+    ConfirmationPage,
+    DeliveryList,
+    DeliveryOut,
+    DeliveryState,
+    ReasonIn,
+    RetryIn,
+    SkipIn,
+)
 from mes_edge.api.submit import submit
 from mes_edge.domain import ConfirmationReversed, ConfirmationsDue
 from mes_edge.store import codec, feed
@@ -118,3 +129,73 @@ async def flush_confirmations(service: ServiceDep, principal: SupervisorDep) -> 
         event_id=f"http:{uuid.uuid4()}", source=f"api:{principal.role}:{principal.token_id}",
         actor=principal.name, force=True))
     return FlushOut(last_cursor=service.dispatcher.last_cursor)
+
+
+def delivery_out(row: Any) -> DeliveryOut:
+    """The public view of a delivery row joined with its confirmation."""
+    return DeliveryOut(
+        confirmation_id=row.confirmation_id, cursor=row.cursor, order_id=row.order_id,
+        operation=row.op_no, work_center=row.work_center, yield_qty=row.yield_qty,
+        scrap=row.scrap_qty, rework=row.rework_qty, reverses=row.reverses, state=row.state,
+        message=row.message, http_status=row.http_status, attempts=row.attempts,
+        updated_at=row.updated_at, resolution=row.resolution, resolved_by=row.resolved_by,
+        resolved_at=row.resolved_at, resolution_reason=row.resolution_reason)
+
+
+@router.get("/deliveries", response_model=DeliveryList)
+async def list_deliveries(
+    service: ServiceDep, principal: ErpOrSupervisorDep,
+    state: DeliveryState = "error",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DeliveryList:
+    """Confirmations by delivery state, in cursor order; `error`: refused by the ERP and
+    waiting for a supervisor to retry or skip them."""
+    assert service.store is not None
+    rows = await feed.deliveries(service.store, state=state, limit=limit)
+    out = [delivery_out(r) for r in rows]
+    return DeliveryList(deliveries=out, count=len(out))
+
+
+async def _resolve(service: ServiceDep, principal: Principal, confirmation_id: str,
+                   resolution: str, reason: str | None) -> DeliveryOut:
+    assert service.store is not None
+    try:
+        row = await feed.resolve(service.store, confirmation_id, resolution,
+                                 by=principal.name, reason=reason)
+    except feed.NotInError as err:
+        code = (status.HTTP_404_NOT_FOUND if err.state == "unknown"
+                else status.HTTP_409_CONFLICT)
+        raise HTTPException(code, {"code": "not_in_delivery_error", "message": str(err)}) from err
+    if service.push is not None:
+        service.push.wake()
+    return delivery_out(row)
+
+
+_RESOLVE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "unknown confirmation"},
+    409: {"description": "the confirmation is not in delivery error"},
+}
+
+
+@router.post("/{confirmation_id}/retry", response_model=DeliveryOut,
+             responses=_RESOLVE_RESPONSES)
+async def retry_delivery(confirmation_id: str, service: ServiceDep, principal: SupervisorDep,
+                         body: Annotated[RetryIn | None, Body()] = None) -> DeliveryOut:
+    """Send a confirmation the ERP refused again (push mode); its work order's later
+    confirmations follow once it is delivered."""
+    if service.settings.erp.mode != "push":
+        raise HTTPException(status.HTTP_409_CONFLICT, {
+            "code": "not_push_mode",
+            "message": "retry sends a confirmation again in push mode; in pull mode the ERP "
+                       "reads it from the feed and acks it posted once it is booked"})
+    return await _resolve(service, principal, confirmation_id, "retry",
+                          body.reason if body else None)
+
+
+@router.post("/{confirmation_id}/skip", response_model=DeliveryOut,
+             responses=_RESOLVE_RESPONSES)
+async def skip_delivery(confirmation_id: str, service: ServiceDep, principal: SupervisorDep,
+                        body: SkipIn) -> DeliveryOut:
+    """Give up delivering a confirmation the ERP refused (with a reason); its work order's
+    later confirmations go on without it."""
+    return await _resolve(service, principal, confirmation_id, "skip", body.reason)

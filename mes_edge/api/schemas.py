@@ -198,7 +198,8 @@ class ConfirmationOut(BaseModel):
     reverses: str | None = Field(description="confirmation_id this one reverses")
     reason: str | None
     external_key: str = Field(description="the event that caused it (idempotency key upstream)")
-    delivery: str | None = Field(None, description="delivered | posted | error, once known")
+    delivery: str | None = Field(
+        None, description="retrying | delivered | posted | error | skipped; null: pending")
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -232,6 +233,54 @@ class AckOut(BaseModel):
     cursor: int
     delivered: int
     results: int
+
+
+DeliveryState = Literal["retrying", "delivered", "posted", "error", "skipped"]
+
+
+class DeliveryOut(BaseModel):
+    """The delivery state of one confirmation (push results, pull acks, supervisor decisions)."""
+
+    confirmation_id: str
+    cursor: int
+    order_id: str
+    operation: str
+    work_center: str
+    yield_qty: int = Field(alias="yield", serialization_alias="yield")
+    scrap: int
+    rework: int
+    reverses: str | None
+    state: DeliveryState
+    message: str | None = Field(description="the ERP's answer (truncated) for retrying / error")
+    http_status: int | None = Field(description="HTTP status of the ERP's last answer (push)")
+    attempts: int
+    updated_at: datetime
+    resolution: Literal["retry", "skip"] | None = Field(
+        description="what a supervisor decided about a delivery error")
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution_reason: str | None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class DeliveryList(BaseModel):
+    """Confirmations in one delivery state, in cursor order."""
+
+    deliveries: list[DeliveryOut]
+    count: int
+
+
+class RetryIn(In):
+    """A supervisor sends a refused confirmation again (after the ERP side was fixed)."""
+
+    reason: str | None = Field(None, max_length=500)
+
+
+class SkipIn(In):
+    """A supervisor gives up delivering a refused confirmation (it was booked by hand, ...)."""
+
+    reason: str = Field(min_length=1, max_length=500)
 
 
 # -- station tablets and the supervisor board ---------------------------------------------------

@@ -12,6 +12,8 @@ from mes_edge.store.repository import Store
 from mes_edge.store.tables import confirmation_deliveries, confirmations, feed_positions
 
 RETENTION = "retention_floor"
+#: Delivery states of a confirmation that the ERP does not have yet (no row at all: pending).
+OPEN_STATES = ("retrying", "error")
 
 
 async def retention_floor(store: Store) -> int:
@@ -99,14 +101,15 @@ async def purge(store: Store, older_than: datetime) -> int:
     410 floor stays a single number.
     """
     async with store.transaction() as conn:
-        # Open: not delivered yet, or refused by the ERP (state error) - never purged.
+        # Open: not delivered yet, being retried, or refused by the ERP (state error) - never
+        # purged.
         first_open = await conn.scalar(
             select(func.min(confirmations.c.cursor))
             .select_from(confirmations.outerjoin(
                 confirmation_deliveries,
                 confirmation_deliveries.c.confirmation_id == confirmations.c.confirmation_id))
             .where(confirmation_deliveries.c.confirmation_id.is_(None)
-                   | (confirmation_deliveries.c.state == "error")))
+                   | confirmation_deliveries.c.state.in_(OPEN_STATES)))
         # Age by when we committed it, not by the (possibly wrong) clock of its source.
         limit_q = select(func.max(confirmations.c.cursor)).where(
             confirmations.c.committed_at < older_than)
@@ -133,20 +136,33 @@ async def delivery_counts(store: Store) -> dict[str, int]:
     return counts
 
 
-__all__ = ["ack", "delivery_counts", "page", "position", "purge", "retention_floor"]
+__all__ = ["OPEN_STATES", "ack", "deliveries", "delivery_counts", "mark", "page", "position",
+           "purge", "resolve", "retention_floor", "undelivered"]
+
+
+# -- push mode -----------------------------------------------------------------------------------
+
+_joined = confirmations.outerjoin(
+    confirmation_deliveries,
+    confirmation_deliveries.c.confirmation_id == confirmations.c.confirmation_id)
 
 
 async def undelivered(store: Store, limit: int,
                       exclude_orders: set[str] | frozenset[str] = frozenset()) -> list[Any]:
-    """Confirmations the push worker has not delivered yet (no state, or error), cursor order,
-    leaving out the work orders named in `exclude_orders`."""
+    """Confirmations the push worker must send (no state yet, or retrying), in cursor order.
+
+    Work orders named in `exclude_orders` (being sent, or waiting for their backoff) are left out,
+    and so is every work order with a confirmation in state `error`: its later confirmations wait
+    until a supervisor retries or skips the refused one (order per work order).
+    """
+    errored = select(confirmation_deliveries.c.order_id).where(
+        confirmation_deliveries.c.state == "error")
     stmt = (select(confirmations, confirmation_deliveries.c.state.label("delivery"),
                    confirmation_deliveries.c.attempts.label("attempts"))
-            .select_from(confirmations.outerjoin(
-                confirmation_deliveries,
-                confirmation_deliveries.c.confirmation_id == confirmations.c.confirmation_id))
-            .where((confirmation_deliveries.c.confirmation_id.is_(None))
-                   | (confirmation_deliveries.c.state == "error"))
+            .select_from(_joined)
+            .where(confirmation_deliveries.c.confirmation_id.is_(None)
+                   | (confirmation_deliveries.c.state == "retrying"),
+                   confirmations.c.order_id.not_in(errored))
             .order_by(confirmations.c.cursor).limit(limit))
     if exclude_orders:
         stmt = stmt.where(confirmations.c.order_id.not_in(sorted(exclude_orders)))
@@ -154,14 +170,77 @@ async def undelivered(store: Store, limit: int,
         return list(await conn.execute(stmt))
 
 
-async def mark(store: Store, row: Any, state: str, message: str | None, attempts: int) -> None:
-    """Record the delivery state of one confirmation (push worker)."""
+async def mark(store: Store, row: Any, state: str, message: str | None, attempts: int,
+               http_status: int | None = None) -> None:
+    """Record the outcome of one push attempt (delivered, retrying or error)."""
     now = datetime.now(UTC)
     async with store.transaction() as conn:
         stmt = store._insert(confirmation_deliveries).values(
             confirmation_id=row.confirmation_id, cursor=row.cursor, order_id=row.order_id,
-            state=state, message=message, attempts=attempts, updated_at=now)
+            state=state, message=message, attempts=attempts, updated_at=now,
+            http_status=http_status)
         await conn.execute(stmt.on_conflict_do_update(
             index_elements=["confirmation_id"],
             set_={"state": stmt.excluded.state, "message": stmt.excluded.message,
-                  "attempts": stmt.excluded.attempts, "updated_at": stmt.excluded.updated_at}))
+                  "attempts": stmt.excluded.attempts, "updated_at": stmt.excluded.updated_at,
+                  "http_status": stmt.excluded.http_status}))
+
+
+class NotInError(LookupError):
+    """The confirmation has no delivery error to resolve (unknown, or in another state)."""
+
+    def __init__(self, confirmation_id: str, state: str | None) -> None:
+        self.confirmation_id = confirmation_id
+        self.state = state
+        super().__init__(f"confirmation {confirmation_id} is "
+                         f"{'unknown' if state == 'unknown' else state or 'pending'}, "
+                         "not in delivery error")
+
+
+async def resolve(store: Store, confirmation_id: str, resolution: str, by: str,
+                  reason: str | None) -> Any:
+    """A supervisor's decision on a delivery error: `retry` (send it again) or `skip` (the
+    work order's later confirmations go on without it). Recorded in the delivery row.
+
+    Raises NotInError unless the confirmation is in state `error`. Returns the updated row.
+    """
+    if resolution not in ("retry", "skip"):
+        raise ValueError(f"resolution is retry or skip, not {resolution!r}")
+    now = datetime.now(UTC)
+    async with store.transaction() as conn:
+        current = (await conn.execute(
+            select(confirmations.c.confirmation_id, confirmation_deliveries.c.state)
+            .select_from(_joined)
+            .where(confirmations.c.confirmation_id == confirmation_id))).first()
+        if current is None or current.state != "error":
+            raise NotInError(confirmation_id, "unknown" if current is None else current.state)
+        # The state check is repeated in the UPDATE, so two supervisors cannot both resolve it.
+        result = await conn.execute(
+            confirmation_deliveries.update()
+            .where(confirmation_deliveries.c.confirmation_id == confirmation_id,
+                   confirmation_deliveries.c.state == "error")
+            .values(state="retrying" if resolution == "retry" else "skipped",
+                    resolution=resolution, resolved_by=by, resolved_at=now,
+                    resolution_reason=reason, updated_at=now))
+        if not result.rowcount:
+            raise NotInError(confirmation_id, None)
+    rows = await deliveries(store, confirmation_id=confirmation_id)
+    return rows[0]
+
+
+async def deliveries(store: Store, *, state: str | None = None,
+                     confirmation_id: str | None = None, limit: int = 100) -> list[Any]:
+    """Delivery rows joined with their confirmation, in cursor order (supervisor's list)."""
+    stmt = (select(confirmation_deliveries, confirmations.c.op_no, confirmations.c.work_center,
+                   confirmations.c.yield_qty, confirmations.c.scrap_qty,
+                   confirmations.c.rework_qty, confirmations.c.reverses)
+            .select_from(confirmation_deliveries.join(
+                confirmations,
+                confirmations.c.confirmation_id == confirmation_deliveries.c.confirmation_id))
+            .order_by(confirmation_deliveries.c.cursor).limit(limit))
+    if state is not None:
+        stmt = stmt.where(confirmation_deliveries.c.state == state)
+    if confirmation_id is not None:
+        stmt = stmt.where(confirmation_deliveries.c.confirmation_id == confirmation_id)
+    async with store.engine.connect() as conn:
+        return list(await conn.execute(stmt))

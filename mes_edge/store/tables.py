@@ -221,11 +221,19 @@ confirmation_deliveries = Table(
     Column("confirmation_id", String(36), primary_key=True),
     Column("cursor", BigInteger, nullable=False),
     Column("order_id", Code, nullable=False),
-    Column("state", Code, nullable=False),  # delivered | posted | error
+    # retrying | delivered | posted | error | skipped (no row: pending)
+    Column("state", Code, nullable=False),
     Column("message", Text),
     Column("attempts", Integer, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_confirmation_deliveries_state", "state"),
+    # Push mode: the ERP's HTTP status of the last answer, and the supervisor's decision on a
+    # delivery error (retry or skip): who, when, why.
+    Column("http_status", Integer),
+    Column("resolution", Code),
+    Column("resolved_by", String(200)),
+    Column("resolved_at", UtcDateTime),
+    Column("resolution_reason", Text),
 )
 
 #: Cursors: how far each consumer (the ERP pull feed, the push worker) has acknowledged.
