@@ -111,3 +111,23 @@ async def test_a_reset_from_a_high_value_adds_no_phantom_parts(plc16: ModbusPlc,
         assert d.checkpoints[TAG].generation == 1
     assert [e["readings"] for e in counter_events(sqlite_url)] == [[60_000, 60_036], [0, 4]]
     assert rejections(sqlite_url) == []
+
+
+async def test_a_jump_beyond_max_delta_is_committed_whole_for_a_supervisor(
+        plc16: ModbusPlc, sqlite_url: str) -> None:
+    doc = plant_with_default_bits(sqlite_url, plc16.port)
+    async with await started_at(plc16, 100, doc) as service:
+        assert service.dispatcher is not None
+        d = service.dispatcher
+        await set_counter_and_wait(service, plc16, 100)  # the baseline: counts nothing
+        await release_order(d, "1001", PRESS)
+        # 20,000 parts between two readings (max_delta is 10,000): once refused and lost.
+        await set_counter_and_wait(service, plc16, 20_100)
+        await set_counter_and_wait(service, plc16, 20_103)
+        assert d.checkpoints[TAG].generation == 0
+    events = counter_events(sqlite_url)
+    assert [(e["good"], e["readings"], e["unassigned_reason"]) for e in events] == [
+        (20_000, [100, 20_100], "counter_jump"), (3, [20_100, 20_103], None)]
+    assert [e["event_id"] for e in events] == [
+        "press-plc/good_count/0/20100", "press-plc/good_count/0/20103"]
+    assert rejections(sqlite_url) == []
