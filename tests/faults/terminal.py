@@ -29,13 +29,17 @@ class ReportingTerminal:
         self.made = Made()
         self.sent = 0
         self._rng = random.Random(seed)
-        self._infos: list[paho.MQTTMessageInfo] = []
+        self._mids: list[int] = []
+        # PUBACKs seen, by message id (paho's thread adds; a message published while
+        # disconnected keeps its id when paho sends it again after the reconnect).
+        self._acked: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                    clean_session=False)
         self._client.reconnect_delay_set(0.1, 1)  # type: ignore[arg-type]
         self._client.max_inflight_messages_set(0)  # unlimited: never hold a report back
         self._client.max_queued_messages_set(0)
+        self._client.on_publish = self._on_publish
 
     async def __aenter__(self) -> ReportingTerminal:
         self._client.connect_async("127.0.0.1", self.port, keepalive=10)
@@ -55,8 +59,8 @@ class ReportingTerminal:
         """Publish without waiting; the message info is kept to check the broker's PUBACK."""
         body = {**body, "id": msg_id or f"{self.client_id}-{self.sent}",
                 "ts": datetime.now(UTC).isoformat()}
-        self._infos.append(self._client.publish(f"mes/{SITE}/{ASSY}/event", json.dumps(body),
-                                                qos=1))
+        info = self._client.publish(f"mes/{SITE}/{ASSY}/event", json.dumps(body), qos=1)
+        self._mids.append(info.mid)
         self.sent += 1
 
     async def start_operation(self, service: Service, within: float = 30) -> None:
@@ -100,10 +104,14 @@ class ReportingTerminal:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _on_publish(self, _c: paho.Client, _ud: Any, mid: int, _r: Any, _p: Any) -> None:
+        self._acked.add(mid)  # a set add is atomic under the GIL
+
     @property
     def unacknowledged(self) -> int:
-        """Reports the broker has not acknowledged yet."""
-        return sum(1 for i in self._infos if not i.is_published())
+        """Messages the broker has not acknowledged yet."""
+        acked = set(self._acked)
+        return sum(1 for mid in self._mids if mid not in acked)
 
     async def drain(self, within: float = 30) -> None:
         """Wait until the broker acknowledged every report."""
