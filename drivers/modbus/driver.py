@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,23 @@ from drivers.signal import Quality, Signal, utcnow
 _SPLIT_CODES = frozenset({2, 3})
 #: Consecutive unanswered requests after which the link is treated as lost.
 _TIMEOUTS_BEFORE_RECONNECT = 3
+
+
+class _QuietPymodbus(logging.Filter):
+    """Drops pymodbus's own error lines (a hex dump per failed request, no device name).
+
+    The driver translates every pymodbus failure into its connection state and logs a loss
+    and a recovery once, with the device's name; pymodbus's lines would repeat each retry.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.CRITICAL
+
+
+def _quiet_pymodbus() -> None:
+    logger = logging.getLogger("pymodbus.logging")
+    if not any(isinstance(f, _QuietPymodbus) for f in logger.filters):
+        logger.addFilter(_QuietPymodbus())
 
 
 @dataclass(slots=True)
@@ -80,7 +98,11 @@ class ModbusDriver(Driver):
     def __init__(self, config: ModbusDeviceConfig, *, queue_size: int = 64,
                  backoff: Backoff | None = None) -> None:
         super().__init__(config.name, queue_size=queue_size)
+        _quiet_pymodbus()
         self.config = config
+        # A TCP connect proves nothing (an HTTP server or an MQTT broker accepts it too): the
+        # link counts as connected once the device answered one request in Modbus TCP.
+        self._verified = False
         self._backoff = backoff or Backoff()
         self._client: AsyncModbusTcpClient | None = None
         # One request in flight per connection: every read goes through this lock.
@@ -140,8 +162,7 @@ class ModbusDriver(Driver):
                 self.health.set_state(ConnectionState.DISCONNECTED, self.log, str(err))
                 await asyncio.sleep(self._backoff.next_delay())
                 continue
-            self.health.set_state(ConnectionState.CONNECTED, self.log)
-            self._backoff.reset()
+            self._verified = False
             for group in self.groups.values():
                 group.emit_all = True  # re-read and re-emit everything after (re)connect
             lost: BaseException = ConnectError("poll loops ended")
@@ -152,8 +173,15 @@ class ModbusDriver(Driver):
             except* ConnectError as errors:
                 lost = errors.exceptions[0]
             await self._disconnect()
-            self.health.set_state(ConnectionState.DISCONNECTED, self.log, str(lost))
-            await self._mark_all_bad(str(lost))
+            error = str(lost)
+            if not self._verified:
+                # Never answered in Modbus: a wrong port or another protocol. Stays
+                # DISCONNECTED (one line when it first happens) and the backoff keeps growing.
+                cfg = self.config
+                error = f"{cfg.host}:{cfg.port} does not answer Modbus TCP: {lost}"
+                self.health.errors += 1
+            self.health.set_state(ConnectionState.DISCONNECTED, self.log, error)
+            await self._mark_all_bad(error)
             await asyncio.sleep(self._backoff.next_delay())
 
     async def _connect(self) -> None:
@@ -288,7 +316,10 @@ class ModbusDriver(Driver):
             except (ModbusIOException, TimeoutError) as err:
                 self.health.errors += 1
                 if not client.connected:
-                    raise ConnectError("link lost") from err
+                    raise ConnectError("the connection was closed" if not self._verified
+                                       else "link lost") from err
+                if not self._verified:
+                    raise ConnectError(f"no answer within {self.config.timeout}s") from err
                 self._consecutive_timeouts += 1
                 if self._consecutive_timeouts >= _TIMEOUTS_BEFORE_RECONNECT:
                     raise ConnectError(
@@ -302,6 +333,10 @@ class ModbusDriver(Driver):
                 raise ProtocolError(str(err)) from err
             self._consecutive_timeouts = 0
             self.health.rtt_ms = (time.perf_counter() - started) * 1000.0
+            if not self._verified:  # a Modbus answer (an exception response is one too)
+                self._verified = True
+                self.health.set_state(ConnectionState.CONNECTED, self.log)
+                self._backoff.reset()
         if response.isError():
             self.health.errors += 1
             code = getattr(response, "exception_code", None)

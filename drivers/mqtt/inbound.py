@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 from dataclasses import asdict, dataclass
 from types import TracebackType
@@ -90,6 +91,12 @@ class MqttInboundDriver:
         self._client: paho.Client | None = None
         # Bumped on each successful CONNACK; an item acks only on the connection it came from.
         self._generation = 0
+        # The socket that waits for its CONNACK (set in paho's thread, read on the loop): a
+        # port that accepts TCP but does not speak MQTT never answers, and paho alone would
+        # wait a whole keepalive, silently, before trying again.
+        self._awaiting_connack: Any = None
+        self._no_connack: str | None = None
+        self._connack_timer: asyncio.TimerHandle | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -102,6 +109,7 @@ class MqttInboundDriver:
                               persistent=True)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
+        client.on_socket_open = self._on_socket_open
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
@@ -112,6 +120,9 @@ class MqttInboundDriver:
     async def close(self) -> None:
         """Disconnect cleanly (unacked messages stay in the broker session) and join paho."""
         self._closing.set()
+        if self._connack_timer is not None:
+            self._connack_timer.cancel()
+            self._connack_timer = None
         client, self._client = self._client, None
         if client is not None:
             # Let paho's thread write the PUBACKs queued by the last ack() calls first: paho
@@ -213,8 +224,35 @@ class MqttInboundDriver:
         with contextlib.suppress(RuntimeError):  # the loop is already closed
             loop.call_soon_threadsafe(self.health.set_state, state, self.log, error)
 
+    def _on_socket_open(self, _c: paho.Client, _ud: Any, sock: Any) -> None:
+        self._awaiting_connack, self._no_connack = sock, None
+        loop = self._loop
+        if loop is not None and not self._closing.is_set():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._arm_connack_timer, sock)
+
+    def _arm_connack_timer(self, sock: Any) -> None:
+        if self._connack_timer is not None:
+            self._connack_timer.cancel()
+        if self._closing.is_set() or self._loop is None:
+            return
+        self._connack_timer = self._loop.call_later(self.cfg.connect_timeout,
+                                                    self._connack_overdue, sock)
+
+    def _connack_overdue(self, sock: Any) -> None:
+        """No CONNACK in time: end this socket (paho reconnects with its growing delay)."""
+        self._connack_timer = None
+        if self._awaiting_connack is not sock:
+            return
+        self._no_connack = f"no CONNACK within {self.cfg.connect_timeout:g}s"
+        # shutdown, not close: paho's thread owns the descriptor; it sees the end of the
+        # stream, reports a disconnect and schedules the next attempt.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
     def _on_connect(self, client: paho.Client, _ud: Any, flags: Any, reason: Any,
                     _props: Any) -> None:
+        self._awaiting_connack = None  # an MQTT answer, even a refusal
         if reason.is_failure:
             self._to_loop(ConnectionState.DISCONNECTED, f"broker refused: {reason}")
             return
@@ -244,7 +282,14 @@ class MqttInboundDriver:
 
     def _on_disconnect(self, _c: paho.Client, _ud: Any, _flags: Any, reason: Any,
                        _props: Any) -> None:
-        self._to_loop(ConnectionState.DISCONNECTED, f"disconnected: {reason_text(reason)}")
+        if self._awaiting_connack is not None:
+            # The socket never got a CONNACK: whatever listens there is not an MQTT broker.
+            why = self._no_connack or f"the connection was closed ({reason_text(reason)})"
+            self._awaiting_connack = None
+            self._to_loop(ConnectionState.DISCONNECTED,
+                          f"{self.cfg.host}:{self.cfg.port} does not answer MQTT: {why}")
+        else:
+            self._to_loop(ConnectionState.DISCONNECTED, f"disconnected: {reason_text(reason)}")
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._subscribed.clear)
