@@ -13,6 +13,38 @@ from tests.servers import MosquittoBroker, PostgresServer
 
 _db_counter = itertools.count()
 
+#: Set by tests/run.sh: a run with any skipped test fails, so "zero skips" stays true.
+NO_SKIPS_ENV = "MES_EDGE_NO_SKIPS"
+_skipped: list[str] = []
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """Remember modules skipped while collecting (importorskip, a module-level skip)."""
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember skipped tests (an expected failure, xfail, is not a skip)."""
+    if report.skipped and not hasattr(report, "wasxfail") and report.nodeid not in _skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With MES_EDGE_NO_SKIPS set, a run that skipped anything fails."""
+    if not os.environ.get(NO_SKIPS_ENV) or not _skipped:
+        return
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"{NO_SKIPS_ENV} is set and {len(_skipped)} test(s) skipped - "
+             "a skip is a failure here:", *(f"  {nodeid}" for nodeid in _skipped)]
+    for line in lines:
+        if reporter is not None:
+            reporter.write_line(line, red=True)
+        else:
+            print(line)
+
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer | str]:

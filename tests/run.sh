@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs (Debian packages, the project with its test extras) and
 # runs it. README's second command; .ci/run calls exactly this.
+# Python packages come pinned from constraints.txt, so a fresh clone resolves the same versions
+# every time (refreshed by .ci/refresh-constraints). MES_EDGE_PYTHON picks the interpreter
+# (default: python3, i.e. the system's pip); .ci/refresh-constraints passes a fresh venv's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+python="${MES_EDGE_PYTHON:-python3}"
 
 SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
@@ -19,10 +23,12 @@ if [ "${#need[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+"$python" -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 
+# A skipped test is a failure here (tests/conftest.py): a clean run has zero skips.
+export MES_EDGE_NO_SKIPS=1
 set +e
-python3 -m pytest "$@"
+"$python" -m pytest "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
