@@ -2,10 +2,13 @@
 
 Starts an MQTT broker (in-process amqtt, unless --mqtt-url names a real one), a Modbus PLC and
 an OPC UA PLC simulator, the service (SQLite under --data-dir), the ERP simulator releasing work
-orders and pulling confirmations, and the virtual operators who run the line. With --duration
-it stops the machines after that many seconds, lets everything drain and prints a
-reconciliation of what was produced against what the ERP received; the exit code is 0 only
-when they match exactly.
+orders and pulling confirmations, the planner who keeps the line loaded, and the virtual
+operators who run the line. Each run starts from fresh data (an earlier run's folder is moved
+aside) unless --keep-data continues it. With --duration it stops the machines after that many
+seconds, lets everything drain and reconciles, per work center, what the machines counted and
+the terminals reported in this run against what the ERP received in this run plus the
+unassigned production the MES holds (counted while no operation ran) and what was written off;
+the exit code is 0 only when they match exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -24,12 +28,45 @@ from typing import Any
 
 import yaml
 
+from mes_edge.demo_books import drain_and_reconcile, run_start
 from mes_edge.store.tokens import Role
 
 log = logging.getLogger("mes_edge.demo")
 DEMO_PLANT = Path(__file__).with_name("config") / "demo.yaml"
 ROUTE = [("0010", "PRESS-01"), ("0020", "CNC-02"), ("0030", "ASSY-03")]
 DEMO_OPERATORS = [("B-100", "Li Wei", "1234"), ("B-200", "Anna Schmidt", "5678")]
+#: Files that mark a folder as demo data (a folder without them is never moved or cleared).
+DEMO_FILES = ("plant.yaml", "mes-edge.db")
+
+
+class DemoError(Exception):
+    """The demo cannot run as asked (the message says why)."""
+
+
+def prepare_data_dir(data_dir: Path, keep: bool) -> str:
+    """Fresh data by default: an earlier run's folder is moved aside to `<name>-previous`
+    (replacing an older one); with `keep` it is continued. Returns the line to print."""
+    data_dir = data_dir.absolute()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DemoError(f"--data-dir {data_dir} is a file, not a folder")
+    if not data_dir.exists() or not any(data_dir.iterdir()):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return f"demo: fresh data in {data_dir}"
+    if not any((data_dir / name).exists() for name in DEMO_FILES):
+        raise DemoError(f"--data-dir {data_dir} is not empty and holds no demo data: "
+                        "choose another folder")
+    if keep:
+        return f"demo: continuing the data in {data_dir} (--keep-data)"
+    aside = data_dir.with_name(data_dir.name + "-previous")
+    if aside.exists():
+        if not aside.is_dir() or not any((aside / name).exists() for name in DEMO_FILES):
+            raise DemoError(f"{aside} exists and holds no demo data: move it away, or continue "
+                            "the data with --keep-data")
+        shutil.rmtree(aside)
+    data_dir.rename(aside)
+    data_dir.mkdir()
+    return (f"demo: starting from fresh data in {data_dir}; the previous run's data was moved "
+            f"to {aside} (--keep-data continues it instead)")
 
 
 def _free_port() -> int:
@@ -182,30 +219,6 @@ def _progress(line: Any, erp: Any) -> str:
     return " | ".join(parts)
 
 
-def reconcile(line: Any, erp: Any) -> tuple[bool, str]:
-    """Per work center: produced (PLC counters, operator reports) against ERP confirmations."""
-    got = erp.totals_by_work_center()
-    rows = [f"{'work center':12} {'produced good':>13} {'ERP good':>9} {'produced scrap':>14} "
-            f"{'ERP scrap':>9}  result"]
-    ok = True
-    for s in line.stations:
-        e = got.get(s.work_center, {"good": 0, "scrap": 0})
-        match = (s.produced.good, s.produced.scrap) == (e["good"], e["scrap"])
-        ok &= match
-        rows.append(f"{s.work_center:12} {s.produced.good:13} {e['good']:9} {s.produced.scrap:14} "
-                    f"{e['scrap']:9}  {'match' if match else 'MISMATCH'}")
-    extra = set(got) - {s.work_center for s in line.stations}
-    for wc in sorted(extra):
-        ok = False
-        rows.append(f"{wc:12} confirmations for a work center that produced nothing: MISMATCH")
-    if erp.received.order_violations:
-        ok = False
-        rows.append(f"order violations: {erp.received.order_violations[:5]}")
-    rows.append(f"ERP received {len(erp.received.by_id)} confirmations "
-                f"({erp.received.duplicates} duplicates ignored by id)")
-    return ok, "\n".join(rows)
-
-
 async def demo(args: argparse.Namespace) -> int:
     """The whole demo; returns the exit code."""
     from simulators.erp import ErpSim
@@ -213,10 +226,16 @@ async def demo(args: argparse.Namespace) -> int:
     from simulators.machine import Machine, MachineState
     from simulators.modbus_plc import ModbusPlc
     from simulators.opcua_plc import OpcUaPlc
+    from simulators.planner import Planner
     from simulators.scanner import ScannerSim
 
     data_dir = Path(args.data_dir)
-    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    try:
+        print(await asyncio.to_thread(prepare_data_dir, data_dir,
+                                      bool(getattr(args, "keep_data", False))), flush=True)
+    except DemoError as err:
+        print(f"demo: {err}", file=sys.stderr, flush=True)
+        return 2
     data_root = await asyncio.to_thread(data_dir.absolute)
     plan = DemoPlan(data_dir=data_dir, api_port=args.port, mqtt_url=args.mqtt_url,
                     speed=max(args.speed, 0.1), seed=args.seed,
@@ -245,6 +264,7 @@ async def demo(args: argparse.Namespace) -> int:
     runner = ServiceRunner(plan, settings_path, args.service)
     erp = None
     line = None
+    api = None
     terminals: list[Any] = []
     try:
         await modbus.start()
@@ -262,13 +282,14 @@ async def demo(args: argparse.Namespace) -> int:
             f"{badge} {name} / {pin}" for badge, name, pin in DEMO_OPERATORS))
         print(f"  data in {data_root}, MQTT at {mqtt_url}; Ctrl-C stops\n", flush=True)
 
+        api = Api(base_url, tokens["supervisor"])
+        start = await run_start(api.client)
         erp = ErpSim(base_url, tokens["erp"], mode="pull", poll_interval=0.5)
+        erp.cursor = start.cursor  # an earlier run's confirmations are not this run's
         await erp.start()
-        released = 0
-        for _ in range(args.orders):
-            released += 1
-            await erp.release_order(f"DEMO-{released:03d}", quantity=args.quantity,
-                                    operations=ROUTE, material="BRACKET-7")
+        planner = Planner(erp, ROUTE, quantity=args.quantity, keep_open=max(args.orders, 1))
+        planner.continue_after(await _order_ids(api.client))
+        await planner.top_up(await api.open_orders())
         for wc in work_centers:
             t = ScannerSim(mqtt_url, site, wc, scanner=f"T-{wc}", client_id=f"demo-term-{wc}")
             await t.connect()
@@ -279,8 +300,7 @@ async def demo(args: argparse.Namespace) -> int:
             Station("CNC-02", by_wc["CNC-02"], OpcUaMachine(opcua)),
             Station("ASSY-03", by_wc["ASSY-03"]),
         ]
-        line = Line(Api(base_url, tokens["supervisor"]), stations, seed=plan.seed,
-                    speed=plan.speed)
+        line = Line(api, stations, seed=plan.seed, speed=plan.speed)
         await line.start()
 
         started = time.monotonic()
@@ -294,19 +314,22 @@ async def demo(args: argparse.Namespace) -> int:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 5.0)
+            await line.refresh()
             print(f"[{time.monotonic() - started:5.0f}s] {_progress(line, erp)}", flush=True)
-            if not stop.is_set() and len(await line.api.open_orders()) < 2:
-                released += 1  # keep the line busy: the planner releases the next order
-                await erp.release_order(f"DEMO-{released:03d}", quantity=args.quantity,
-                                        operations=ROUTE, material="BRACKET-7")
+            if not stop.is_set():
+                await _plan(planner, api)
         print("demo: stopping the machines and draining ...", flush=True)
         await line.stop()
         if args.duration is None:
             return 0
-        return await _drain_and_reconcile(base_url, tokens, line, erp)
+        factory_min = (time.monotonic() - started) * plan.speed / 60
+        print(f"demo: {factory_min:.1f} minutes of factory time (speed {plan.speed:g}); "
+              f"orders released {len(planner.released)}, cancelled by the planner "
+              f"{len(planner.cancelled)}", flush=True)
+        return await drain_and_reconcile(api.client, line, erp, start)
     finally:
-        if line is not None:
-            await line.api.close()
+        if api is not None:
+            await api.close()
         if erp is not None:
             await erp.close()
         for t in terminals:
@@ -318,32 +341,61 @@ async def demo(args: argparse.Namespace) -> int:
             await broker.shutdown()
 
 
-async def _drain_and_reconcile(base_url: str, tokens: dict[str, str], line: Any,
-                               erp: Any) -> int:
+async def _order_ids(client: Any) -> list[str]:
+    """The ids of the orders the MES has (any status), to number new ones after them."""
+    r = await client.get("/api/v1/work-orders", params={"limit": 1000})
+    r.raise_for_status()
+    return [o["order_id"] for o in r.json()["work_orders"]]
+
+
+async def _plan(planner: Any, api: Any) -> None:
+    """One planning round; a failure is logged and the next round tries again."""
     import httpx
 
-    headers = {"Authorization": f"Bearer {tokens['supervisor']}"}
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=10) as client:
-        deadline = time.monotonic() + 120
-        ok = False
-        report = ""
-        while time.monotonic() < deadline:
-            try:
-                flushed = await client.post("/api/v1/confirmations/flush")
-                last = flushed.json()["last_cursor"] if flushed.status_code == 200 else None
-            except httpx.HTTPError:
-                last = None
-            if last is not None:
-                with contextlib.suppress(Exception):
-                    await erp.pull_once()
-                ok, report = reconcile(line, erp)
-                if ok and erp.cursor >= last:
-                    break
-            await asyncio.sleep(1.0)
-    print("\nreconciliation (what the line produced against what the ERP received):")
-    print(report)
-    print("demo: " + ("everything matches exactly" if ok else "MISMATCH"), flush=True)
-    return 0 if ok else 1
+    try:
+        await planner.top_up(await api.open_orders())
+    except (httpx.HTTPError, RuntimeError) as err:
+        log.warning("planner: %s (trying again in the next round)", err)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `mes-edge demo` (the CLI and `python -m mes_edge.demo` share them)."""
+    p.add_argument("--config", default=None,
+                   help="plant file (default: the embedded demo plant)")
+    p.add_argument("--data-dir", default="mes-edge-data",
+                   help="folder of the demo's database and plant file; an earlier run's folder "
+                   "is moved aside to <folder>-previous (default: %(default)s)")
+    p.add_argument("--keep-data", action="store_true",
+                   help="continue the data of an earlier run instead of starting fresh")
+    p.add_argument("--port", type=int, default=8000,
+                   help="HTTP port of the API and tablets (default: %(default)s)")
+    p.add_argument("--mqtt-url", default=None,
+                   help="use this broker instead of the built-in one (default: built-in)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="run this many seconds, then drain and reconcile (default: until Ctrl-C)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="factory time factor: 4 runs 4 factory seconds per second (machines, "
+                   "operators, planner) (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=7,
+                   help="random seed of machines and operators (default: %(default)s)")
+    p.add_argument("--orders", type=int, default=4,
+                   help="work orders the planner keeps open (default: %(default)s)")
+    p.add_argument("--quantity", type=int, default=20,
+                   help="quantity of each work order (default: %(default)s)")
+    p.add_argument("--service", choices=["inline", "subprocess"], default="inline",
+                   help="run the service in this process, or as a supervised child process "
+                   "(default: %(default)s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m mes_edge.demo`: the same as `mes-edge demo`."""
+    p = argparse.ArgumentParser(prog="mes-edge demo", description="Run the virtual factory.")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    from mes_edge.cli import _setup_logging
+
+    _setup_logging(verbose=False)
+    return run_demo(args)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -353,3 +405,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return asyncio.run(demo(args))
     except KeyboardInterrupt:
         return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,16 +5,24 @@ through its protocols (HTTP API to read work orders, MQTT terminal events to sta
 report / complete), and keeps its own record of what was produced, so the demo can reconcile it
 against what the ERP received. Imports nothing from mes_edge.
 
-A machine work center works an operation like this: start it on the terminal, let the PLC run a
-batch (the PLC stops itself after the batch, as a batch preset on a real machine does), wait
-until the MES has counted the batch, then complete the operation (or pause it when its input
-is not all there yet). The assembly station reports what it assembles in small lots.
+A machine operator works an operation like this: start it on the terminal, run the machine for
+what there is to make (the first operation: the planned good quantity; a later one: what its
+predecessor handed over), stop the machine, and complete the operation once there is nothing
+more to come, or wait at the machine for more input. Like a real operator it goes by its own
+count of what it made, never by whether the MES has counted it yet: a part the machine counts
+after the operation was completed becomes unassigned production of the work center in the MES.
+The assembly station reports what it assembles in small lots; as a terminal shows each report
+was taken, it completes only once the MES shows its own reports.
+
+Time: every duration of the factory (machine cycles, handling, assembly, patience) is divided
+by `speed`, so a test can run ten minutes of factory time in a fraction of that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +34,8 @@ import httpx
 from simulators.scanner import ScannerSim
 
 log = logging.getLogger("simulators.factory")
+_FINISHED = ("completed", "cancelled")
+_WORKABLE = ("ready", "paused", "running")
 
 
 class MachineControl(Protocol):
@@ -43,6 +53,10 @@ class Produced:
     good: int = 0
     scrap: int = 0
 
+    @property
+    def processed(self) -> int:
+        return self.good + self.scrap
+
 
 @dataclass
 class Station:
@@ -54,6 +68,19 @@ class Station:
     produced: Produced = field(default_factory=Produced)
     current: str | None = None  # "order/op" being worked
     baseline: tuple[int, int] | None = None
+    #: What this station made per (order, op), by its own count.
+    made: dict[tuple[str, str], Produced] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a station's operator does next: `work` `todo` parts, `complete`, `wait` for input."""
+
+    order_id: str
+    op: dict[str, Any]
+    action: str
+    todo: int = 0
+    first: bool = False  # the order's first operation (raw material is not limited)
 
 
 class Api:
@@ -79,13 +106,8 @@ class Api:
 
     async def operation(self, order_id: str, op_no: str) -> dict[str, Any] | None:
         """One operation as the MES has it now (None while unreachable)."""
-        try:
-            r = await self.client.get(f"/api/v1/work-orders/{order_id}")
-        except httpx.HTTPError:
-            return None
-        if r.status_code != 200:
-            return None
-        for op in r.json()["operations"]:
+        order = await self.order(order_id)
+        for op in (order or {}).get("operations", []):
             if op["op_no"] == op_no:
                 result: dict[str, Any] = op
                 return result
@@ -115,6 +137,48 @@ async def wait_for(
     return False
 
 
+def next_step(s: Station, orders: list[dict[str, Any]]) -> Step | None:
+    """The operator's decision for station `s` from the MES's orders and its own counts.
+
+    The operation running on the station comes first (only one may run). Otherwise the oldest
+    order with something to make, or with an operation that has nothing more to come (it is
+    completed, also from `paused`: an operation whose input is all used cannot be resumed).
+    """
+    steps = [st for o in orders for st in _steps_of(s, o)]
+    running = [st for st in steps if st.op["status"] == "running"]
+    if running:
+        return running[0]
+    return next((st for st in steps if st.action != "wait"), None)
+
+
+def _steps_of(s: Station, order: dict[str, Any]) -> list[Step]:
+    ops = order["operations"]
+    out = []
+    for i, op in enumerate(ops):
+        if op["work_center"] != s.work_center or op["status"] not in _WORKABLE:
+            continue
+        mine = s.made.get((order["order_id"], op["op_no"]), Produced())
+        good = max(op["good"], mine.good)
+        processed = max(op["good"] + op["scrap"] + op["rework"], mine.processed)
+        if i == 0:  # raw material is not limited: make the planned good quantity
+            todo, input_done = op["planned_qty"] - good, True
+        else:  # process what the predecessor handed over (as far as the MES knows it)
+            prev = ops[i - 1]
+            todo, input_done = prev["good"] - processed, prev["status"] in _FINISHED
+            if s.machine is None:  # a manual report beyond plan + tolerance is refused
+                limit = math.floor(op["planned_qty"] * (1 + order["tolerance_pct"] / 100))
+                todo = min(todo, limit - good)
+        if todo > 0 and (i == 0 or op["status"] != "ready" or op["available"] > 0):
+            out.append(Step(order["order_id"], op, "work", todo, first=i == 0))
+        elif input_done and op["status"] != "ready":
+            reports_in = s.machine is not None or (
+                op["good"] + op["scrap"] + op["rework"] >= mine.processed)
+            out.append(Step(order["order_id"], op, "complete" if reports_in else "wait"))
+        elif op["status"] == "running":
+            out.append(Step(order["order_id"], op, "wait"))
+    return out
+
+
 class Line:
     """The people of the virtual line: one worker task per station."""
 
@@ -127,12 +191,15 @@ class Line:
         speed: float = 1.0,
         lot: int = 5,
         scrap_rate: float = 0.05,
+        patience: float = 30.0,
     ) -> None:
         self.api = api
         self.stations = stations
         self.speed = speed
         self.lot = lot
         self.scrap_rate = scrap_rate
+        #: Factory seconds an operator waits at a running operation for more input, then pauses.
+        self.patience = patience
         self._rng = random.Random(seed)
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -153,12 +220,17 @@ class Line:
         for s in self.stations:
             if s.machine is not None:
                 await s.machine.run(False)
-                await self._count_machine(s)
+        await self.refresh()
 
-    async def _count_machine(self, s: Station) -> None:
-        assert s.machine is not None and s.baseline is not None
-        good, scrap = await s.machine.counts()
-        s.produced = Produced(good - s.baseline[0], scrap - s.baseline[1])
+    async def refresh(self) -> None:
+        """Read every machine's counters into `produced` (all it made since `start`)."""
+        for s in self.stations:
+            if s.machine is not None and s.baseline is not None:
+                good, scrap = await s.machine.counts()
+                s.produced = Produced(good - s.baseline[0], scrap - s.baseline[1])
+
+    async def _sleep(self, factory_seconds: float) -> None:
+        await asyncio.sleep(max(0.02, factory_seconds / self.speed))
 
     async def _event(self, s: Station, type_: str, order: str, op: str, **kw: Any) -> None:
         self._msg += 1
@@ -171,80 +243,54 @@ class Line:
             **kw,
         )
 
-    def _pick(
-        self, s: Station, orders: list[dict[str, Any]]
-    ) -> tuple[str, dict[str, Any], dict[str, Any] | None] | None:
-        for o in orders:
-            ops = o["operations"]
-            for i, op in enumerate(ops):
-                if op["work_center"] != s.work_center:
-                    continue
-                if op["status"] in ("ready", "paused", "running") and op["available"] > 0:
-                    return o["order_id"], op, ops[i - 1] if i > 0 else None
-                if (
-                    op["status"] in ("paused", "running")
-                    and i > 0
-                    and ops[i - 1]["status"] in ("completed", "cancelled")
-                    and op["available"] == 0
-                ):
-                    return o["order_id"], op, ops[i - 1]  # all input used: complete it
-        return None
-
     async def _work(self, s: Station) -> None:
+        waiting_since: float | None = None
         while not self._stopping.is_set():
-            picked = self._pick(s, await self.api.open_orders())
-            if picked is None:
+            step = next_step(s, await self.api.open_orders())
+            if step is None or step.action == "wait":
+                if step is not None and step.op["status"] == "running":
+                    waiting_since = waiting_since or time.monotonic()
+                    if time.monotonic() - waiting_since > self.patience / self.speed:
+                        await self._command(s, step, "pause", "paused")
+                        waiting_since = None
                 await asyncio.sleep(0.3)
                 continue
-            order_id, op, prev = picked
+            waiting_since = None
             try:
-                await self._operate(s, order_id, op, prev)
+                await self._operate(s, step)
             except Exception:  # a worker never dies of one bad step; it logs and goes on
-                log.exception("%s: step on %s/%s failed", s.work_center, order_id, op["op_no"])
+                log.exception("%s: step on %s/%s failed", s.work_center, step.order_id,
+                              step.op["op_no"])
                 await asyncio.sleep(0.5)
 
-    async def _operate(
-        self, s: Station, order_id: str, op: dict[str, Any], prev: dict[str, Any] | None
-    ) -> None:
-        op_no = op["op_no"]
-        s.current = f"{order_id}/{op_no}"
-        if op["status"] != "running":
-            await self._event(s, "start", order_id, op_no)
-            ok = await wait_for(lambda: self._status_is(order_id, op_no, "running"), 30)
-            if not ok:
-                return
-        first = prev is None
-        processed = op["good"] + op["scrap"] + op["rework"]
-        if first:
-            todo = max(op["planned_qty"] - op["good"], 0)
-        else:
-            todo = op["available"]
-        made = 0
-        if todo > 0 and not self._stopping.is_set():
-            if s.machine is not None:
-                made = await self._run_batch(s, todo, count_scrap=not first)
-            else:
-                made = await self._assemble(s, order_id, op_no, todo)
-        # Wait until the MES has counted what we made, then decide: complete or pause.
-        expect = processed + made
-        await wait_for(lambda: self._processed_at_least(order_id, op_no, expect), 60)
-        now = await self.api.operation(order_id, op_no)
-        order = await self.api.order(order_id)
-        if now is None or order is None:
-            return
-        ops = order["operations"]
-        idx = [o["op_no"] for o in ops].index(op_no)
-        prev_done = idx == 0 or ops[idx - 1]["status"] in ("completed", "cancelled")
-        done = (now["good"] >= now["planned_qty"]) if idx == 0 else (now["available"] == 0)
-        if prev_done and done:
-            await self._event(s, "complete", order_id, op_no)
-            await wait_for(lambda: self._status_is(order_id, op_no, "completed"), 30)
-        else:
-            await self._event(s, "pause", order_id, op_no)
-            await wait_for(lambda: self._status_is(order_id, op_no, "paused"), 30)
-        s.current = None
+    async def _command(self, s: Station, step: Step, type_: str, status: str) -> bool:
+        """Tap `type_` on the terminal and wait (bounded) until the MES shows it done."""
+        order_id, op_no = step.order_id, step.op["op_no"]
+        await self._event(s, type_, order_id, op_no)
+        return await wait_for(lambda: self._status_is(order_id, op_no, status), 30)
 
-    async def _run_batch(self, s: Station, todo: int, *, count_scrap: bool) -> int:
+    async def _operate(self, s: Station, step: Step) -> None:
+        order_id, op_no = step.order_id, step.op["op_no"]
+        s.current = f"{order_id}/{op_no}"
+        if step.action == "complete":
+            await self._command(s, step, "complete", "completed")
+            s.made.pop((order_id, op_no), None)
+            s.current = None
+            return
+        if step.op["status"] != "running":
+            kind = "resume" if step.op["status"] == "paused" else "start"
+            if not await self._command(s, step, kind, "running"):
+                return
+        mine = s.made.setdefault((order_id, op_no), Produced())
+        if s.machine is not None:
+            made = await self._run_batch(s, step.todo, count_scrap=not step.first)
+            mine.good += made.good
+            mine.scrap += made.scrap
+        else:
+            await self._assemble(s, order_id, op_no, step.todo, mine)
+        await self._sleep(self._rng.uniform(0.5, 2.0))  # unloading, walking to the terminal
+
+    async def _run_batch(self, s: Station, todo: int, *, count_scrap: bool) -> Produced:
         """Run the machine until it made `todo` parts (good ones only for the first operation,
         whose raw material is not limited; good + scrap for later ones, which can only process
         what was handed over) or the line stops. Returns the parts made."""
@@ -261,32 +307,29 @@ class Line:
         finally:
             await s.machine.run(False)
         good, scrap = await s.machine.counts()
-        await self._count_machine(s)
-        return (good - start_good) + (scrap - start_scrap)
+        return Produced(good - start_good, scrap - start_scrap)
 
-    async def _assemble(self, s: Station, order_id: str, op_no: str, todo: int) -> int:
-        """Assemble `todo` parts in lots, reporting each lot on the terminal; parts made."""
+    async def _assemble(self, s: Station, order_id: str, op_no: str, todo: int,
+                        mine: Produced) -> None:
+        """Assemble `todo` parts in lots, reporting each lot on the terminal."""
         made = 0
         while made < todo and not self._stopping.is_set():
             n = min(self.lot, todo - made)
             scrap = sum(1 for _ in range(n) if self._rng.random() < self.scrap_rate)
-            await asyncio.sleep(max(0.05, 1.0 * n / self.speed))
+            await self._sleep(1.0 * n)
             kw: dict[str, Any] = {"good": n - scrap}
             if scrap:
                 kw.update(scrap=scrap, reason="dent")
             await self._event(s, "report", order_id, op_no, **kw)
             s.produced.good += n - scrap
             s.produced.scrap += scrap
+            mine.good += n - scrap
+            mine.scrap += scrap
             made += n
-        return made
 
     async def _status_is(self, order_id: str, op_no: str, status: str) -> bool:
         op = await self.api.operation(order_id, op_no)
         return op is not None and op["status"] == status
-
-    async def _processed_at_least(self, order_id: str, op_no: str, n: int) -> bool:
-        op = await self.api.operation(order_id, op_no)
-        return op is not None and op["good"] + op["scrap"] + op["rework"] >= n
 
 
 class ModbusMachine:
