@@ -20,6 +20,12 @@ function tile(w) {
   } else {
     parts.push(el("div", { class: "t-op muted" }, T.no_operation));
   }
+  if (w.unassigned) {
+    parts.push(el("div", { class: "t-alert warn" }, T.unassigned + ": " + fmtNum(w.unassigned.good)
+      + " " + T.good + (scrapTotal(w.unassigned) ? " · " + fmtNum(scrapTotal(w.unassigned)) + " "
+      + T.scrap : "") + " · " + T.since + " " + fmtTime(w.unassigned.since)));
+  }
+  if (cur && (cur.over_produced || cur.beyond_handover)) parts.push(el("div", { class: "t-flags" }, ...flags(cur)));
   if (w.open_downtime && !w.open_downtime.reason) {
     parts.push(el("div", { class: "t-alert" }, T.no_reason + " · " + T.since + " "
                                                + fmtTime(w.open_downtime.start)));
@@ -28,14 +34,91 @@ function tile(w) {
   return el("article", { class: "tile state-" + w.machine_state, "data-wc": w.work_center }, ...parts);
 }
 
+function flags(i) {
+  const out = [];
+  if (i.over_produced) out.push(el("span", { class: "pill flag" }, T.over_produced + " +" + fmtNum(i.over_produced)));
+  if (i.beyond_handover) out.push(el("span", { class: "pill flag" }, T.beyond_handover + " +" + fmtNum(i.beyond_handover)));
+  return out;
+}
+
+function scrapTotal(u) { return Object.values(u.scrap || {}).reduce((a, b) => a + b, 0); }
+
+// -- unassigned production: a supervisor assigns it to an operation or writes it off ------------
+let board = null;
+let uaTarget = null;  // { wc, verb: "assign" | "write-off", open }
+
+function openUnassigned(w, verb) {
+  uaTarget = { wc: w.work_center, verb, open: w.unassigned };
+  $("ua-verb").textContent = verb === "assign" ? T.assign : T.write_off;
+  $("ua-wc").textContent = w.work_center;
+  $("ua-op-field").hidden = verb !== "assign";
+  const ops = board.wip.filter((i) => i.work_center === w.work_center
+                                      && !["completed", "cancelled"].includes(i.status));
+  $("ua-op").replaceChildren(...ops.map((i) => el("option", { value: i.order_id + "\n" + i.op_no },
+    i.order_id + " / " + i.op_no + " · " + opStatusText(i.status))));
+  $("ua-good").value = w.unassigned.good;
+  $("ua-rework").value = w.unassigned.rework;
+  $("ua-scrap").replaceChildren(...Object.entries(w.unassigned.scrap || {}).map(([r, q]) =>
+    el("label", { class: "field" }, el("span", {}, T.scrap + " · " + r),
+       el("input", { type: "number", min: "0", value: q, "data-reason": r }))));
+  $("ua-reason").value = "";
+  $("ua-error").hidden = true;
+  $("ua-dialog").showModal();
+}
+
+$("ua-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const num = (id) => Math.max(0, parseInt($(id).value, 10) || 0);
+  const scrap = {};
+  for (const input of $("ua-scrap").querySelectorAll("input")) {
+    const q = Math.max(0, parseInt(input.value, 10) || 0);
+    if (q) scrap[input.dataset.reason] = q;
+  }
+  const body = { good: num("ua-good"), scrap, rework: num("ua-rework"),
+                 reason: $("ua-reason").value.trim() };
+  if (uaTarget.verb === "assign") {
+    const [order_id, op_no] = ($("ua-op").value || "\n").split("\n");
+    Object.assign(body, { order_id, op_no });
+  }
+  try {
+    await api("POST", "/api/v1/production/unassigned/" + encodeURIComponent(uaTarget.wc) + "/"
+                      + uaTarget.verb, body);
+    $("ua-dialog").close();
+    refresh();
+  } catch (err) {
+    $("ua-error").textContent = refusalText(err);
+    $("ua-error").hidden = false;
+  }
+});
+for (const b of document.querySelectorAll("[data-close]")) {
+  b.addEventListener("click", () => b.closest("dialog").close());
+}
+
+function renderUnassigned(b) {
+  const open = b.work_centers.filter((w) => w.unassigned);
+  $("unassigned-section").hidden = open.length === 0;
+  $("unassigned").replaceChildren(...open.map((w) => el("tr", { "data-wc": w.work_center },
+    el("td", {}, w.work_center), el("td", { class: "num" }, fmtNum(w.unassigned.good)),
+    el("td", { class: "num" }, fmtNum(scrapTotal(w.unassigned))),
+    el("td", { class: "num" }, fmtNum(w.unassigned.rework)),
+    el("td", {}, fmtTime(w.unassigned.since) + (w.unassigned.last ? " – " + fmtTime(w.unassigned.last) : "")),
+    el("td", { class: "ua-actions" },
+       el("button", { class: "btn neutral small", type: "button", "data-verb": "assign",
+                      onclick: () => openUnassigned(w, "assign") }, T.assign),
+       el("button", { class: "btn ghost small", type: "button", "data-verb": "write-off",
+                      onclick: () => openUnassigned(w, "write-off") }, T.write_off)))));
+}
+
 function render(b) {
+  board = b;
   $("updated").textContent = fmtTime(b.generated_at);
+  renderUnassigned(b);
   $("tiles").replaceChildren(...b.work_centers.map(tile));
   const late = new Set(b.late.map((a) => a.order_id + "/" + a.op_no));
   $("wip").replaceChildren(...b.wip.map((i) => el("tr",
     { class: late.has(i.order_id + "/" + i.op_no) ? "late" : "" },
     el("td", {}, i.order_id), el("td", {}, i.op_no), el("td", {}, i.work_center),
-    el("td", {}, el("span", { class: "pill " + i.status }, opStatusText(i.status))),
+    el("td", {}, el("span", { class: "pill " + i.status }, opStatusText(i.status)), ...flags(i)),
     el("td", { class: "num" }, fmtNum(i.good)), el("td", { class: "num" }, fmtNum(i.scrap)),
     el("td", { class: "num" }, fmtNum(i.planned_qty)), el("td", { class: "num" }, fmtNum(i.available)),
     el("td", {}, fmtTime(i.due)))));

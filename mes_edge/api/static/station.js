@@ -1,5 +1,6 @@
 // The station tablet: current operation with live counts, queue, commands, reports, downtime
-// reasons, scans and operator sign-in. Data from /api/v1/stations/<wc>, live via SSE.
+// reasons, scans and operator sign-in. Data from /api/v1/stations/<wc>, live via SSE. Taps that
+// change production go through the outbox (live.js): kept and resent while the MES is away.
 "use strict";
 
 const CFG = JSON.parse(document.getElementById("config").textContent);
@@ -8,27 +9,34 @@ const $ = (id) => document.getElementById(id);
 let station = null;
 let focusOp = null;  // the running operation, else the first paused one
 let scrapReason = null;
+let clockSkewMs = 0;  // server clock minus ours, to age open downtimes like the server does
 
 function reasonText(r) { return (r.text && (r.text[LANG] || r.text.en)) || r.code; }
+function reasonLabel(code) {
+  const r = station && station.downtime_reasons.find((x) => x.code === code);
+  return r ? reasonText(r) : code;
+}
 
-function toast(text, error = false) {
+function toast(text, kind = "ok") {
   const t = $("toast");
   t.textContent = text;
-  t.classList.toggle("error", error);
+  t.className = "toast " + kind;
   t.hidden = false;
   clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => { t.hidden = true; }, error ? 6000 : 2500);
+  toast.timer = setTimeout(() => { t.hidden = true; }, kind === "ok" ? 2500 : 8000);
 }
 
 const refresh = coalesced(async () => render(await api("GET", BASE)));
 
 function render(st) {
   station = st;
+  clockSkewMs = Date.parse(st.server_time) - Date.now();
   renderMachine(st.machine_state, st.since);
   const op = $("operator");
   op.classList.toggle("missing", !st.operator);
   $("operator-name").textContent = st.operator ? st.operator.name : T.no_operator;
-  renderDowntime(st);
+  renderDowntime();
+  renderUnassigned(st.unassigned);
   focusOp = st.current || st.queue.find((q) => q.status === "paused") || null;
   renderCurrent(focusOp);
   renderButtons(st);
@@ -44,21 +52,70 @@ function renderMachine(state, since) {
   $("machine-since").textContent = since ? T.since + " " + fmtTime(since) : "";
 }
 
-function renderDowntime(st) {
-  const missing = st.downtimes.find((d) => !d.reason);
-  const box = $("downtime");
-  box.hidden = !missing || st.downtime_reasons.length === 0;
-  if (box.hidden) return;
-  $("downtime-title").textContent = missing.open ? T.machine_stopped + " · " + stateText(missing.state)
-                                                 : T.no_reason + " · " + stateText(missing.state);
-  $("downtime-since").textContent = T.since + " " + fmtTime(missing.start);
-  const grid = $("downtime-reasons");
-  grid.replaceChildren(...st.downtime_reasons.map((r) => el("button", {
+// -- downtime reasons: only for stops longer than the micro-stop threshold, never while running --
+function stopSeconds(d) {
+  const end = d.end ? Date.parse(d.end) : Date.now() + clockSkewMs;
+  return (end - Date.parse(d.start)) / 1000;
+}
+function needsReason(d) { return !d.reason && stopSeconds(d) >= station.micro_stop_s; }
+
+function reasonButtons(downtime, after) {
+  return station.downtime_reasons.map((r) => el("button", {
     class: "btn neutral", type: "button", "data-reason": r.code,
-    onclick: () => act("/downtime-reason", { reason: r.code, downtime_id: missing.downtime_id }),
-  }, reasonText(r))));
+    onclick: async () => {
+      const ok = await send("/downtime-reason", { reason: r.code, downtime_id: downtime.downtime_id },
+                            T["action_downtime-reason"] + " " + reasonText(r));
+      if (after) after(ok);
+    },
+  }, reasonText(r)));
 }
 
+function renderDowntime() {
+  const st = station;
+  if (!st) return;
+  const due = st.downtime_reasons.length ? st.downtimes.filter(needsReason) : [];
+  const running = st.machine_state === "running";
+  const ask = running ? null : (due.find((d) => d.open) || due[0] || null);
+  const box = $("downtime");
+  const shown = box.hidden ? null : box.dataset.downtime;
+  box.hidden = !ask;
+  // While the machine runs, stops still waiting for a reason wait quietly behind a chip.
+  const later = due.filter((d) => d !== ask);
+  $("stops-missing").hidden = later.length === 0;
+  $("stops-missing-count").textContent = later.length;
+  if (!ask) return;
+  $("downtime-title").textContent = (ask.open ? T.machine_stopped : T.no_reason) + " · "
+                                    + stateText(ask.state);
+  $("downtime-since").textContent = T.since + " " + fmtTime(ask.start);
+  if (shown !== ask.downtime_id) {  // keep the buttons under the operator's finger
+    box.dataset.downtime = ask.downtime_id;
+    $("downtime-reasons").replaceChildren(...reasonButtons(ask));
+  }
+}
+setInterval(renderDowntime, 1000);  // an open stop becomes a downtime once it passes the threshold
+
+$("stops-missing").addEventListener("click", () => {
+  const due = station.downtimes.filter(needsReason);
+  $("stops-list").replaceChildren(...due.map((d) => el("div", { class: "stop" },
+    el("div", { class: "stop-head" }, stateText(d.state) + " · " + fmtTime(d.start) + " · "
+                                      + Math.round(stopSeconds(d)) + " s"),
+    el("div", { class: "reason-row" }, ...reasonButtons(d, () => $("stops-dialog").close())))));
+  $("stops-dialog").showModal();
+});
+
+function renderUnassigned(u) {
+  const chip = $("unassigned");
+  chip.hidden = !u;
+  if (!u) return;
+  const scrap = Object.values(u.scrap || {}).reduce((a, b) => a + b, 0);
+  const parts = [T.good + " " + fmtNum(u.good)];
+  if (scrap) parts.push(T.scrap + " " + fmtNum(scrap));
+  if (u.rework) parts.push(T.rework + " " + fmtNum(u.rework));
+  if (u.since) parts.push(T.since + " " + fmtTime(u.since));
+  $("unassigned-text").textContent = parts.join(" · ");
+}
+
+// -- current operation, buttons, queue ------------------------------------------------------------
 function setCount(id, value) {
   const node = $(id);
   const text = fmtNum(value);
@@ -70,11 +127,21 @@ function setCount(id, value) {
   }
 }
 
+function flagPills(op) {
+  const out = [];
+  if (op.over_produced) out.push(el("span", { class: "pill flag", "data-flag": "over_produced" },
+                                    T.over_produced + " +" + fmtNum(op.over_produced)));
+  if (op.beyond_handover) out.push(el("span", { class: "pill flag", "data-flag": "beyond_handover" },
+                                      T.beyond_handover + " +" + fmtNum(op.beyond_handover)));
+  return out;
+}
+
 function renderCurrent(op) {
   $("current-empty").hidden = !!op;
   $("current-body").hidden = !op;
   const pill = $("current-status");
   pill.hidden = !op;
+  $("cur-flags").replaceChildren(...(op ? flagPills(op) : []));
   if (!op) return;
   pill.className = "pill " + op.status;
   pill.textContent = opStatusText(op.status);
@@ -119,48 +186,117 @@ function renderQueue(st) {
     const ref = { order_id: q.order_id, op_no: q.op_no };
     let button = null;
     if (q.status === "ready" && !st.current) {
-      button = el("button", { class: "btn go", type: "button", onclick: () => act("/start", ref) },
-                  T.start);
+      button = el("button", { class: "btn go", type: "button",
+                              onclick: () => send("/start", ref, label("start", ref)) }, T.start);
     } else if (q.status === "paused" && !st.current) {
-      button = el("button", { class: "btn go", type: "button", onclick: () => act("/resume", ref) },
-                  T.resume);
+      button = el("button", { class: "btn go", type: "button",
+                              onclick: () => send("/resume", ref, label("resume", ref)) }, T.resume);
     }
     const sub = [q.material, opStatusText(q.status), T.available + " " + fmtNum(q.available)];
     if (q.due) sub.push(T.due + " " + fmtTime(q.due));
     return el("li", { class: "queue-item " + q.status },
       el("span", { class: "q-title" }, q.order_id + " / " + q.op_no + "  ·  "
                                        + fmtNum(q.good) + " / " + fmtNum(q.planned_qty)),
-      button, el("span", { class: "q-sub" }, sub.join(" · ")));
+      button, el("span", { class: "q-sub" }, sub.join(" · "), ...flagPills(q)));
   }));
 }
 
-async function act(path, body) {
-  try {
-    const res = await api("POST", BASE + path, body);
-    render(res.station);
-    toast(T.saved);
-    return res;
-  } catch (err) {
-    toast(T.refused + ": " + err.message, true);
-    return null;
+// -- sending taps ----------------------------------------------------------------------------------
+const outbox = new Outbox(CFG.workCenter, {
+  onAnswer: (item, answer) => settle(answer, item.label, true),
+  onChange: renderNet,
+});
+
+function label(action, ref) {
+  return T["action_" + action] + (ref && ref.order_id ? " " + ref.order_id + " / " + ref.op_no : "");
+}
+
+function settle(answer, what, queued) {
+  if (answer.full) { toast(T.outbox_full, "error"); return null; }
+  if (answer.ok) {
+    if (answer.ok.station) render(answer.ok.station);
+    toast(queued ? fill(T.sent_later, { label: what }) : T.saved);
+    return answer.ok;
+  }
+  toast((queued ? what + ": " : "") + refusalText(answer.refused), "error");
+  refresh();
+  return null;
+}
+
+// A production tap: sent now, or kept and resent until the MES answers. `onQueued` runs when it
+// could not be delivered at once (the page may move on: it is not lost).
+async function send(path, body, what, onQueued) {
+  let queued = false;
+  const answer = await outbox.send(BASE + path, body, what, (problem) => {
+    queued = true;
+    toast(problem === "storage" ? T.not_saved : T.not_sent, "pending");
+    if (onQueued) onQueued();
+  });
+  return settle(answer, what, queued);
+}
+
+function renderNet() {
+  const problem = !Net.online ? "offline" : outbox.problem;
+  document.body.classList.toggle("is-offline", problem === "offline");
+  const banner = $("offline");
+  banner.hidden = !problem;
+  banner.className = "offline " + (problem || "");
+  $("offline-title").textContent = problem === "storage" ? T.storage_title : T.offline_title;
+  $("offline-text").textContent = problem === "storage" ? T.storage_text : T.offline_text;
+  $("offline-pending").textContent = outbox.size ? fill(T.pending, { n: outbox.size }) : "";
+  if (problem === "offline") {  // the stream may not have noticed yet: never show "Live" then
+    $("conn").classList.replace("on", "off");
+    $("conn-text").textContent = T.reconnecting;
+  }
+  // Signing in and scanning need the MES to answer now: they cannot wait in the outbox.
+  for (const id of ["operator", "scan"]) {
+    $(id).disabled = problem === "offline";
+    $(id).title = problem === "offline" ? T.needs_connection : "";
   }
 }
+Net.onChange(() => {
+  renderNet();
+  if (Net.online) { outbox.pump(); refresh(); }
+});
 
 function focusRef() { return focusOp ? { order_id: focusOp.order_id, op_no: focusOp.op_no } : {}; }
 
 // -- buttons -------------------------------------------------------------------------------------
 $("btn-start").addEventListener("click", () => {
   const next = station && station.queue.find((q) => q.status === "ready");
-  if (next) act("/start", { order_id: next.order_id, op_no: next.op_no });
+  if (next) {
+    const ref = { order_id: next.order_id, op_no: next.op_no };
+    send("/start", ref, label("start", ref));
+  }
 });
-$("btn-pause").addEventListener("click", () => act("/pause", focusRef()));
-$("btn-resume").addEventListener("click", () => act("/resume", focusRef()));
+$("btn-pause").addEventListener("click", () => {
+  const ref = focusRef();
+  if (!station.downtime_reasons.length) { send("/pause", ref, label("pause", ref)); return; }
+  // As a terminal does: a pause asks why (an operator-counted station has no PLC to tell).
+  $("pause-op").textContent = ref.order_id ? ref.order_id + " / " + ref.op_no : "";
+  $("pause-plain").hidden = CFG.counting === "operator";
+  $("pause-reasons").replaceChildren(...station.downtime_reasons.map((r) => el("button", {
+    class: "btn neutral", type: "button", "data-reason": r.code,
+    onclick: () => {
+      $("pause-dialog").close();
+      send("/pause", { ...ref, reason: r.code }, label("pause", ref) + " · " + reasonText(r));
+    },
+  }, reasonText(r))));
+  $("pause-dialog").showModal();
+});
+$("pause-plain").addEventListener("click", () => {
+  $("pause-dialog").close();
+  const ref = focusRef();
+  send("/pause", ref, label("pause", ref));
+});
+$("btn-resume").addEventListener("click", () => send("/resume", focusRef(),
+                                                    label("resume", focusRef())));
 $("btn-complete").addEventListener("click", () => {
   const dlg = $("confirm-dialog");
   dlg.returnValue = "";
   dlg.showModal();
   dlg.addEventListener("close", () => {
-    if (dlg.returnValue === "yes") act("/complete", focusRef());
+    if (dlg.returnValue === "yes") send("/complete", focusRef(), label("complete", focusRef()));
   }, { once: true });
 });
 
@@ -194,16 +330,25 @@ $("report-form").addEventListener("submit", async (ev) => {
   const good = parseInt($("rep-good").value, 10) || 0;
   const scrap = parseInt($("rep-scrap").value, 10) || 0;
   const err = $("report-error");
-  if (scrap > 0 && !scrapReason) { err.textContent = T.pick_reason; err.hidden = false; return; }
-  const body = { ...focusRef(), good, scrap: scrap > 0 ? { [scrapReason]: scrap } : {} };
-  try {
-    render((await api("POST", BASE + "/report", body)).station);
-    $("report-dialog").close();
-    toast(T.saved);
-  } catch (e) { err.textContent = T.refused + ": " + e.message; err.hidden = false; }
+  const fail = (text) => { err.textContent = text; err.hidden = false; };
+  if (scrap > 0 && !scrapReason) { fail(T.pick_reason); return; }
+  if (good <= 0 && scrap <= 0) { fail(T.nothing_to_report); return; }
+  const ref = focusRef();
+  const body = { ...ref, good, scrap: scrap > 0 ? { [scrapReason]: scrap } : {} };
+  const what = label("report", ref) + " · " + T.good + " " + good
+               + (scrap ? " · " + T.scrap + " " + scrap : "");
+  let queued = false;
+  const answer = await outbox.send(BASE + "/report", body, what, (problem) => {
+    queued = true;
+    $("report-dialog").close();  // kept on the tablet: the operator may go on
+    toast(problem === "storage" ? T.not_saved : T.not_sent, "pending");
+  });
+  if (answer.refused && !queued) { fail(refusalText(answer.refused)); return; }
+  if (!queued) $("report-dialog").close();
+  settle(answer, what, queued);
 });
 
-// -- operator sign-in ----------------------------------------------------------------------------
+// -- operator sign-in (needs the MES now: never queued) -------------------------------------------
 $("operator").addEventListener("click", () => {
   $("login-badge").value = "";
   $("login-pin").value = "";
@@ -222,11 +367,13 @@ $("login-form").addEventListener("submit", async (ev) => {
     render(res.station);
     $("login-dialog").close();
     toast(res.station.operator ? res.station.operator.name : T.saved);
-  } catch (e) { $("login-error").textContent = e.message; $("login-error").hidden = false; }
+  } catch (e) { $("login-error").textContent = refusalText(e); $("login-error").hidden = false; }
 });
 $("logout-btn").addEventListener("click", async () => {
-  await act("/logout");
-  $("login-dialog").close();
+  try {
+    render((await api("POST", BASE + "/logout")).station);
+    $("login-dialog").close();
+  } catch (e) { $("login-error").textContent = refusalText(e); $("login-error").hidden = false; }
 });
 for (const b of document.querySelectorAll("[data-close]")) {
   b.addEventListener("click", () => b.closest("dialog").close());
@@ -239,19 +386,26 @@ scan.addEventListener("keydown", async (ev) => {
   const code = scan.value.trim();
   scan.value = "";
   if (!code) return;
-  const res = await act("/scan", { code });
-  if (res && res.outcome === "logged_in" && res.station.operator) toast(res.station.operator.name);
+  try {
+    const res = await api("POST", BASE + "/scan", { code });
+    render(res.station);
+    toast(res.outcome === "logged_in" && res.station.operator ? res.station.operator.name
+                                                               : T.saved);
+  } catch (e) { toast(refusalText(e), "error"); }
 });
 document.addEventListener("keydown", (ev) => {
   const busy = document.querySelector("dialog[open]") || ["INPUT", "TEXTAREA"].includes(
     document.activeElement && document.activeElement.tagName);
-  if (!busy && ev.key.length === 1 && !ev.ctrlKey && !ev.metaKey && !ev.altKey) scan.focus();
+  if (!busy && !scan.disabled && ev.key.length === 1 && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
+    scan.focus();
+  }
 });
 
 // -- live updates ----------------------------------------------------------------------------------
 function onLive(msg) {
   if (msg.type !== "station") return;
   renderMachine(msg.machine_state, station && station.since);
+  if (station) { station.machine_state = msg.machine_state; renderDowntime(); }
   const cur = msg.current;
   if (cur && focusOp && cur.order_id === focusOp.order_id && cur.op_no === focusOp.op_no) {
     Object.assign(focusOp, { good: cur.good, scrap: cur.scrap, planned_qty: cur.planned_qty,
@@ -261,6 +415,10 @@ function onLive(msg) {
   refresh();
 }
 
-new LiveStream(BASE + "/events", { onMessage: onLive, onOpen: refresh, indicator: $("conn") });
+// A dropped stream may mean the MES is away: a read tells (and lights the offline banner).
+new LiveStream(BASE + "/events", { onMessage: onLive, onOpen: refresh, onError: refresh,
+                                   indicator: $("conn") });
+renderNet();
 refresh();
 setInterval(refresh, 30000);  // a safety net behind the stream
+setInterval(() => { if (!Net.online) refresh(); }, 5000);  // notice quickly when it is back
