@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from pydantic.json_schema import models_json_schema
 
 from mes_edge.api import board, confirmations, health, operator, orders, pages, sse
 from mes_edge.api.limits import BodyLimit
 from mes_edge.api.metrics import build_registry
+from mes_edge.api.schemas import WorkOrderIn
 from mes_edge.api.sse import LiveUpdates
 
 if TYPE_CHECKING:
@@ -25,12 +28,74 @@ STATIC = Path(__file__).parent / "static"
 DOCS_ASSETS = Path(str(resources.files("fastapi_offline") / "static"))
 DOCS_ASSETS_URL = "/docs-assets"
 
+# -- the OpenAPI document (/openapi.json) -------------------------------------------------------
+
+#: Operation ids for routes whose function name alone says too little; the others are the
+#: function name in camelCase (put_work_order -> putWorkOrder). Generated clients use them.
+OPERATION_IDS = {
+    "hold": "holdWorkOrder", "release": "releaseWorkOrder", "cancel": "cancelWorkOrder",
+    "close": "closeWorkOrder", "metrics": "getMetrics", "start": "startOperation",
+    "pause": "pauseOperation", "resume": "resumeOperation", "complete": "completeOperation",
+    "report": "reportQuantities", "downtime_reason": "giveDowntimeReason",
+    "scan": "scanBarcode", "login": "loginOperator", "logout": "logoutOperator",
+    "board": "getBoard", "rejected": "listRejectedEvents",
+}
+TAGS = [
+    {"name": "work orders (ERP)", "description": "Orders in: JSON or B2MML V0700, revisions."},
+    {"name": "confirmations (ERP)",
+     "description": "Confirmations out: the pull feed, acks, reversals, push deliveries."},
+    {"name": "station tablets (operators)", "description": "What a work-center terminal does."},
+    {"name": "supervisor board", "description": "WIP, late and stalled work, rejections."},
+    {"name": "live updates (SSE)", "description": "Server-sent events for tablets and board."},
+    {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+]
+SERVERS = [{"url": "/", "description": "this mes-edge instance (where the document is served)"}]
+
+
+def operation_id(route: APIRoute) -> str:
+    """Short, stable operation ids (FastAPI's default is name + path + method)."""
+    if route.name in OPERATION_IDS:
+        return OPERATION_IDS[route.name]
+    first, *rest = route.name.split("_")
+    return first + "".join(w.capitalize() for w in rest)
+
+
+def describe_openapi(app: FastAPI) -> None:
+    """Complete what FastAPI derives: servers, tags, the JSON body of PUT /work-orders (read by
+    hand for JSON and XML, declared via openapi_extra), explicit `security: []` on public
+    operations (those with a token get their schemes from the auth dependency)."""
+    app.servers = SERVERS
+    app.openapi_tags = TAGS
+    app.license_info = {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"}
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = build()
+        _, defs = models_json_schema([(WorkOrderIn, "validation")],
+                                     ref_template="#/components/schemas/{model}")
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in defs.get("$defs", {}).items():
+            schemas.setdefault(name, schema)
+        for operations in doc.get("paths", {}).values():
+            for op in operations.values():
+                if op.setdefault("security", []):
+                    op["responses"].setdefault("401", {"description": "no valid token"})
+                    op["responses"].setdefault(
+                        "403", {"description": "the token's role (or work center) may not"})
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
 
 def create_api(service: EdgeService) -> FastAPI:
     """The HTTP API of one service instance (with the tablet and board pages)."""
     app = FastAPI(title="mes-edge", version="0.1.0",
                   description="Shop-floor MES edge service: ERP, operator and health API.",
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None,
+                  generate_unique_id_function=operation_id)
     app.state.service = service
     app.state.registry = build_registry(service)
     app.state.token_cache = {}
@@ -43,6 +108,7 @@ def create_api(service: EdgeService) -> FastAPI:
     app.include_router(board.router)
     app.include_router(sse.router)
     app.include_router(pages.router)
+    describe_openapi(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_offline_docs(app)
     app.add_middleware(BodyLimit, max_bytes=service.settings.api.max_body_bytes)

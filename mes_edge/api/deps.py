@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from mes_edge.store.tokens import Principal, Role, authenticate
 
@@ -24,6 +25,15 @@ def get_service(request: Request) -> EdgeService:
 
 
 ServiceDep = Annotated["EdgeService", Depends(get_service)]
+
+
+# The two ways to present a token, declared so that /openapi.json names them (securitySchemes,
+# and `security` on every operation that needs a token). auto_error=False: get_principal answers
+# the 401 itself, for either one missing.
+_bearer = HTTPBearer(scheme_name="bearerToken", auto_error=False,
+                     description="`Authorization: Bearer <token>` (from `mes-edge token create`)")
+_cookie = APIKeyCookie(name=COOKIE, scheme_name="tabletCookie", auto_error=False,
+                       description="the `mes_token` cookie the station tablets get at login")
 
 
 def _token(request: Request) -> str | None:
@@ -56,7 +66,17 @@ async def get_principal(request: Request) -> Principal:
     return principal
 
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+async def authenticated(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_cookie)],
+) -> Principal:
+    """get_principal as a dependency that declares both security schemes in the OpenAPI
+    document (the header and the cookie are read from the request by get_principal)."""
+    return await get_principal(request)
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticated)]
 
 
 def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:

@@ -45,8 +45,11 @@ async def _spec_from_xml(raw: bytes, order_id: str) -> OrderSpec:
 
 @router.put(
     "/{order_id}", response_model=WorkOrderOut,
-    responses={201: {"model": WorkOrderOut}, 409: {"description": "older revision"},
-               422: {"description": "invalid order"}},
+    responses={200: {"description": "the same revision again (nothing changed), or a newer "
+                                    "one applied"},
+               201: {"model": WorkOrderOut, "description": "the order was created"},
+               409: {"description": "an older revision than the one the MES has"},
+               422: {"description": "invalid order: the path of every bad field"}},
     openapi_extra={"requestBody": {"content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/WorkOrderIn"}},
         "application/xml": {"schema": {"type": "string",
