@@ -56,7 +56,8 @@ def press_plant(db_url: str, plc_port: int) -> dict[str, Any]:
         {"code": "tooling", "text": {"en": "Tool change", "zh": "换刀"}},
         {"code": "breakdown", "text": {"en": "Breakdown", "zh": "故障"}}]
     doc["work_centers"] = [
-        {"id": "PRESS-01", "name": "Stamping press", "counting": "machine"},
+        # every stop of the press asks for a reason (the default threshold is a minute)
+        {"id": "PRESS-01", "name": "Stamping press", "counting": "machine", "micro_stop_s": 0},
         {"id": "CNC-02", "name": "CNC machining", "counting": "machine"},
         {"id": "ASSY-03", "name": "Manual assembly", "counting": "operator"}]
     doc["devices"] = [{
