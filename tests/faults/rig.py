@@ -95,6 +95,17 @@ async def until(check: Callable[[], Awaitable[bool]], within: float, what: str,
         await asyncio.sleep(every)
 
 
+async def eventually(check: Callable[[], Awaitable[bool]], within: float,
+                     every: float = 0.5) -> bool:
+    """Await `check` until it is true or `within` seconds passed; whether it became true."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(every)
+    return True
+
+
 class Service:
     """`mes-edge run` as a child process, with an ERP and a supervisor token."""
 
