@@ -111,3 +111,33 @@ async def test_confirmation_totals_equal_counts(running: Running) -> None:
         assert sum(x["yield"] for x in rows) == 27
         assert sum(x["scrap"] for x in rows) == 2
         assert {k for x in rows for k in x["scrap_reasons"]} == {"machine"}
+
+
+async def test_pull_ack_error_listed_and_skipped_by_supervisor(running: Running) -> None:
+    """An ERP's error ack shows in the delivery list; a supervisor skips it (recorded); retry is
+    for push mode only."""
+    async with running.client("erp") as erp, running.client("supervisor") as sup:
+        await erp.put("/api/v1/work-orders/WO-6", json=ORDER)
+        await start_and_count(running, "WO-6", 20)
+        page = (await erp.get("/api/v1/confirmations")).json()
+        bad = page["confirmations"][1]["confirmation_id"]
+        await erp.post("/api/v1/confirmations/ack", json={
+            "cursor": page["next_cursor"],
+            "results": [{"confirmation_id": bad, "status": "error", "message": "cost center"}]})
+        listed = (await sup.get("/api/v1/confirmations/deliveries")).json()
+        assert [(x["confirmation_id"], x["message"]) for x in listed["deliveries"]] == [
+            (bad, "cost center")]
+        r = await sup.post(f"/api/v1/confirmations/{bad}/retry", json={"reason": "again"})
+        assert r.status_code == 409 and r.json()["detail"]["code"] == "not_push_mode"
+        r = await erp.post(f"/api/v1/confirmations/{bad}/skip", json={"reason": "by hand"})
+        assert r.status_code == 403
+        r = await sup.post(f"/api/v1/confirmations/{bad}/skip", json={"reason": "booked by hand"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["state"] == "skipped" and body["resolution"] == "skip"
+        assert body["resolved_by"] == "sue" and body["resolution_reason"] == "booked by hand"
+        r = await sup.post(f"/api/v1/confirmations/{bad}/skip", json={"reason": "twice"})
+        assert r.status_code == 409
+        assert (await sup.get("/api/v1/confirmations/deliveries")).json()["count"] == 0
+        r = await sup.get("/api/v1/confirmations/deliveries", params={"state": "bogus"})
+        assert r.status_code == 422
