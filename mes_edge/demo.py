@@ -324,8 +324,8 @@ async def demo(args: argparse.Namespace) -> int:
             return 0
         factory_min = (time.monotonic() - started) * plan.speed / 60
         print(f"demo: {factory_min:.1f} minutes of factory time (speed {plan.speed:g}); "
-              f"orders released {len(planner.released)}, cancelled by the planner "
-              f"{len(planner.cancelled)}", flush=True)
+              f"orders released {_ids(planner.released)}, cancelled by the planner "
+              f"{_ids(planner.cancelled)}", flush=True)
         return await drain_and_reconcile(api.client, line, erp, start)
     finally:
         if api is not None:
@@ -339,6 +339,11 @@ async def demo(args: argparse.Namespace) -> int:
         await modbus.close()
         if broker is not None:
             await broker.shutdown()
+
+
+def _ids(order_ids: list[str]) -> str:
+    """`3 (DEMO-004..DEMO-006)`: how many, first and last."""
+    return f"{len(order_ids)} ({order_ids[0]}..{order_ids[-1]})" if order_ids else "0"
 
 
 async def _order_ids(client: Any) -> list[str]:
