@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 
-from mes_edge.api import board, confirmations, health, operator, orders, pages, sse
+from mes_edge.api import board, confirmations, health, operator, orders, pages, production, sse
 from mes_edge.api.limits import BodyLimit
 from mes_edge.api.metrics import build_registry
 from mes_edge.api.schemas import WorkOrderIn
@@ -104,6 +104,7 @@ def create_api(service: EdgeService) -> FastAPI:
     app.include_router(health.router)
     app.include_router(orders.router)
     app.include_router(confirmations.router)
+    app.include_router(production.router)
     app.include_router(operator.router)
     app.include_router(board.router)
     app.include_router(sse.router)

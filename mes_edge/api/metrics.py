@@ -41,6 +41,39 @@ class ServiceCollector(Collector):
             yield CounterMetricFamily("mes_edge_storage_outage_seconds",
                                       "Seconds the database was unavailable to the writer",
                                       value=d.outage_seconds)
+        if d is not None:
+            open_units = GaugeMetricFamily(
+                "mes_edge_unassigned_units",
+                "Machine-counted units waiting as unassigned production (good/scrap/rework)",
+                labels=["work_center", "kind"])
+            resolved = CounterMetricFamily(
+                "mes_edge_unassigned_resolved_units",
+                "Unassigned units assigned to operations or written off",
+                labels=["work_center", "action"])
+            over = GaugeMetricFamily(
+                "mes_edge_over_produced_units",
+                "Machine-counted good beyond plan + tolerance on open operations",
+                labels=["work_center"])
+            over_by_wc: dict[str, int] = {}
+            for order in d.state.orders():
+                for op in order.operations:
+                    if op.over_produced and op.is_open:
+                        over_by_wc[op.work_center] = over_by_wc.get(op.work_center, 0) + (
+                            op.over_produced)
+            for wc_id in d.rules.work_centers:
+                wc = d.state.work_center(wc_id)
+                u = wc.unassigned if wc else None
+                open_units.add_metric([wc_id, "good"], u.good if u else 0)
+                open_units.add_metric([wc_id, "scrap"], u.scrap_total if u else 0)
+                open_units.add_metric([wc_id, "rework"], u.rework if u else 0)
+                resolved.add_metric([wc_id, "assigned"],
+                                    wc.assigned_total.processed if wc else 0)
+                resolved.add_metric([wc_id, "written_off"],
+                                    wc.written_off_total.processed if wc else 0)
+                over.add_metric([wc_id], over_by_wc.get(wc_id, 0))
+            yield open_units
+            yield resolved
+            yield over
         up = GaugeMetricFamily("mes_edge_driver_connected", "1 when the link is up",
                                labels=["driver"])
         for name, h in self.service.health().items():

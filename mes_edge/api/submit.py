@@ -30,6 +30,8 @@ _HTTP_OF_CODE = {
     "unknown_work_center": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "absurd_quantity": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "unknown_reason": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "below_made": status.HTTP_409_CONFLICT,
+    "not_enough_unassigned": status.HTTP_409_CONFLICT,
 }
 
 

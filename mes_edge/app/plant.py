@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from mes_edge.config import Settings
 from mes_edge.domain import ConfirmationPolicy, PlantRules
 
@@ -19,4 +21,7 @@ def plant_rules(settings: Settings) -> PlantRules:
         scrap_reasons=frozenset(r.code for r in p.scrap_reasons),
         downtime_reasons=frozenset(r.code for r in p.downtime_reasons),
         max_quantity_per_event=p.max_quantity_per_event,
+        over_production_hold=p.over_production == "hold",
+        auto_assign_unassigned=p.unassigned.auto_assign,
+        timezone=ZoneInfo(settings.site_timezone) if settings.site_timezone else None,
     )

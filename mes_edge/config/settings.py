@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drivers.modbus.config import ModbusDeviceConfig
@@ -97,8 +98,6 @@ class UnassignedSettings(Strict):
 
     auto_assign: bool = Field(
         False, description="assign them to the next operation started on the work center")
-    report_write_offs: bool = Field(
-        False, description="tell the ERP about written-off quantities (as write-off records)")
 
 
 class WorkCenterSettings(Strict):
@@ -256,6 +255,17 @@ class Settings(BaseSettings):
     site: Name
     site_timezone: str | None = Field(
         None, description="IANA time zone of the plant (posting dates, shifts); default: host's")
+
+    @field_validator("site_timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Berlin)") from err
+        return value
     database: DatabaseSettings = DatabaseSettings()
     mqtt: MqttConfig | None = None
     api: ApiSettings = ApiSettings()
@@ -316,7 +326,19 @@ class Settings(BaseSettings):
                     )
                 if isinstance(ref, CounterRule):
                     _resolve_counter_bits(f"rules[{i}].{where}", ref, tags[ref.device][ref.tag])
+        _work_center_reasons(self)
         return self
+
+
+def _work_center_reasons(settings: Settings) -> None:
+    """A work center's scrap reasons must be among the plant's."""
+    known = [r.code for r in settings.production.scrap_reasons]
+    for i, wc in enumerate(settings.work_centers):
+        for j, code in enumerate(wc.scrap_reasons or []):
+            if code not in known:
+                raise ValueError(
+                    f"work_centers[{i}].scrap_reasons[{j}]: {code!r} is not one of "
+                    f"production.scrap_reasons ({', '.join(known) or 'none configured'})")
 
 
 def _unique(what: str, names: list[str]) -> None:

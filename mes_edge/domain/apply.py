@@ -17,11 +17,13 @@ from mes_edge.domain.events import (
     OrderCommand,
     OrderReceived,
     QuantityReported,
+    UnassignedResolved,
 )
 from mes_edge.domain.operations import command_operation, confirmations_due, report_quantity
 from mes_edge.domain.orders import command_order, receive_order
 from mes_edge.domain.plant import Decision, PlantRules, StateView
 from mes_edge.domain.rejections import RejectCode, Rejection
+from mes_edge.domain.unassigned import resolve_unassigned
 from mes_edge.domain.workcenters import change_machine_state, give_downtime_reason
 
 #: Times outside this range are refused: they would overflow conversions (0001-01-01 with an
@@ -38,6 +40,7 @@ _HANDLERS: dict[type[Event], Callable[[StateView, PlantRules, Any, Decision], No
     DowntimeReasonGiven: give_downtime_reason,
     ConfirmationsDue: confirmations_due,
     ConfirmationReversed: reverse,
+    UnassignedResolved: resolve_unassigned,
 }
 
 
@@ -67,7 +70,7 @@ def apply(view: StateView, rules: PlantRules, event: Event) -> Decision | Reject
         _bad_time(event.spec.due) if isinstance(event, OrderReceived) else None)
     if bad is not None:
         return bad
-    decision = Decision()
+    decision = Decision(timezone=rules.timezone)
     try:
         handler(view, rules, event, decision)
     except Rejection as rejection:

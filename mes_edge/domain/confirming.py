@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime, tzinfo
 
 from mes_edge.domain.events import ConfirmationReversed, Event
 from mes_edge.domain.model import ZERO, OperationStatus, OrderStatus, WorkOrder
@@ -18,6 +19,11 @@ _NAMESPACE = uuid.UUID("5b0c7f1e-3c55-4a53-9a0e-6d1f4f2a9c11")
 def confirmation_id(event_id: str, order_id: str, op_no: str, kind: str) -> str:
     """Deterministic UUID of the confirmation `kind` an event causes for one operation."""
     return str(uuid.uuid5(_NAMESPACE, f"{event_id}\x1f{order_id}\x1f{op_no}\x1f{kind}"))
+
+
+def posting_date(ts: datetime, zone: tzinfo | None) -> date:
+    """The plant's local date of an instant (the host's zone when the plant names none)."""
+    return ts.astimezone(zone).date()
 
 
 def confirm(
@@ -44,7 +50,7 @@ def confirm(
             final=final,
             actual_start=op.actual_start,
             actual_end=event.ts,
-            posting_date=event.ts.date(),
+            posting_date=posting_date(event.ts, decision.timezone),
             personnel=event.actor or op.personnel,
             event_id=event.event_id,
             created_at=event.ts,
@@ -103,7 +109,7 @@ def reverse(
             final=False,
             actual_start=original.actual_start,
             actual_end=original.actual_end,
-            posting_date=event.ts.date(),
+            posting_date=posting_date(event.ts, decision.timezone),
             personnel=event.actor,
             event_id=event.event_id,
             created_at=event.ts,

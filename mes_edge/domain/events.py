@@ -107,6 +107,8 @@ class OperationCommand(Event):
     action: OperationAction
     order_id: str | None = None
     op_no: str | None = None
+    #: Why (a pause: the downtime reason the operator gave at the terminal).
+    reason: str | None = None
     kind: ClassVar[str] = "operation_command"
 
 
@@ -170,6 +172,28 @@ class ConfirmationReversed(Event):
     kind: ClassVar[str] = "confirmation_reversed"
 
 
+class UnassignedAction(enum.StrEnum):
+    """What a supervisor does with unassigned production."""
+
+    ASSIGN = "assign"
+    WRITE_OFF = "write_off"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UnassignedResolved(Event):
+    """Unassigned production of a work center assigned to an operation, or written off."""
+
+    work_center: str
+    action: UnassignedAction
+    good: int = 0
+    scrap: dict[str, int] = field(default_factory=dict)
+    rework: int = 0
+    order_id: str | None = None
+    op_no: str | None = None
+    reason: str | None = None
+    kind: ClassVar[str] = "unassigned_resolved"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -181,6 +205,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DowntimeReasonGiven,
         ConfirmationsDue,
         ConfirmationReversed,
+        UnassignedResolved,
     )
 }
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {k: TypeAdapter(v) for k, v in EVENT_TYPES.items()}

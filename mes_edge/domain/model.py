@@ -210,6 +210,10 @@ class Operation:
     last_confirmed_at: datetime | None = None
     personnel: str | None = None
     status_before_hold: OperationStatus | None = None
+    #: Machine-counted good beyond planned + tolerance (a fact, recorded and flagged).
+    over_produced: int = 0
+    #: Machine-counted units beyond what the predecessor handed over (+ tolerance), flagged.
+    beyond_handover: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -297,6 +301,19 @@ class WorkCenterState:
     running: tuple[tuple[str, str], ...] = ()  # (order_id, op_no) running here
     downtime: Downtime | None = None  # the open one
     recent_downtimes: tuple[Downtime, ...] = ()  # closed ones still open for a reason
+    #: Unassigned production: machine counts made while no operation could take them (none
+    #: running, paused, completed, on hold, or a counter jump to check). Never lost: a
+    #: supervisor assigns them to an operation or writes them off.
+    unassigned: Quantities = ZERO
+    unassigned_since: datetime | None = None
+    unassigned_last: datetime | None = None
+    #: Why they are unassigned: reason -> units (no_running_operation, order_not_active, ...).
+    unassigned_reasons: dict[str, int] = field(default_factory=dict)
+    #: "device/tag" -> (first, last) counter reading the open quantities came from.
+    unassigned_readings: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Cumulative: assigned to operations (then confirmed like any report) and written off.
+    assigned_total: Quantities = ZERO
+    written_off_total: Quantities = ZERO
 
     def with_(self, **changes: object) -> WorkCenterState:
         return evolve(self, changes)

@@ -20,10 +20,13 @@ from mes_edge.domain.model import (
 from mes_edge.domain.orders import ACTIVE, FINISHED_OPS, refresh_readiness
 from mes_edge.domain.plant import Decision, PlantRules, StateView
 from mes_edge.domain.rejections import RejectCode, Rejection
-from mes_edge.domain.sequence import check_operation
+from mes_edge.domain.sequence import check_operation, flag_excess, with_tolerance
+from mes_edge.domain.unassigned import auto_assign, record_unassigned
 from mes_edge.domain.workcenters import (
+    end_pause_downtime,
     known_work_center,
     occupy_work_center,
+    pause_downtime,
     release_work_center,
     running_on,
 )
@@ -122,12 +125,17 @@ def command_operation(
                 RejectCode.BAD_STATE,
                 f"operation {order.order_id}/{op.op_no} is {op.status}: cannot {action}",
             )
-        if index > 0 and order.available(index) <= 0:
+        # The sequence rule is checked when an operation starts (and on every report); a
+        # paused operation that already started may always resume.
+        if action == OperationAction.START and index > 0 and order.available(index) <= 0:
             prev = order.operations[index - 1]
+            handed = order.handed_over(index)
             raise Rejection(
                 RejectCode.SEQUENCE,
-                f"operation {op.op_no} cannot start: operation {prev.op_no} has "
-                "handed nothing over yet",
+                f"operation {op.op_no} cannot start: operation {prev.op_no} has handed nothing "
+                "over yet" if handed <= 0 else
+                f"operation {op.op_no} cannot start: it has already processed all "
+                f"{handed} unit(s) operation {prev.op_no} handed over - wait for more",
             )
         occupy_work_center(view, decision, event.work_center, order.order_id, op.op_no)
         op = op.with_(
@@ -138,6 +146,9 @@ def command_operation(
         order = order.with_op(index, op)
         if order.status == OrderStatus.RELEASED:
             order = order.with_(status=OrderStatus.IN_PROGRESS, actual_start=event.ts)
+        end_pause_downtime(view, rules, decision, event)
+        if op.counting == CountingSource.MACHINE:
+            order = auto_assign(view, rules, order, index, event, decision)
     elif action == OperationAction.PAUSE:
         if op.status != OperationStatus.RUNNING:
             raise Rejection(
@@ -146,6 +157,7 @@ def command_operation(
             )
         release_work_center(view, decision, event.work_center, order.order_id, op.op_no)
         order = order.with_op(index, op.with_(status=OperationStatus.PAUSED))
+        pause_downtime(view, rules, decision, event)
     else:  # COMPLETE
         if op.status not in (OperationStatus.RUNNING, OperationStatus.PAUSED):
             raise Rejection(
@@ -153,10 +165,12 @@ def command_operation(
                 f"operation {order.order_id}/{op.op_no} is {op.status}: cannot complete",
             )
         order = _complete(view, order, index, event, decision)
+        end_pause_downtime(view, rules, decision, event)
     decision.orders[order.order_id] = refresh_readiness(order)
 
 
 def _quantities(event: QuantityReported, rules: PlantRules) -> Quantities:
+    """The report's quantities, checked (an absurd machine count is not refused here)."""
     if not event.scrap and not event.rework and 0 < event.good <= rules.max_quantity_per_event:
         return Quantities(good=event.good)  # the usual machine count: nothing else to check
     values = [event.good, event.rework, *event.scrap.values()]
@@ -164,7 +178,7 @@ def _quantities(event: QuantityReported, rules: PlantRules) -> Quantities:
         raise Rejection(RejectCode.INVALID, "quantities cannot be negative")
     if sum(values) == 0:
         raise Rejection(RejectCode.INVALID, "nothing to report: all quantities are zero")
-    if sum(values) > rules.max_quantity_per_event:
+    if sum(values) > rules.max_quantity_per_event and event.by == CountingSource.OPERATOR:
         raise Rejection(
             RejectCode.ABSURD_QUANTITY,
             f"{sum(values)} units in one report is more than the plant's limit "
@@ -183,31 +197,84 @@ def _quantities(event: QuantityReported, rules: PlantRules) -> Quantities:
     return Quantities(good=event.good, scrap=scrap, rework=event.rework)
 
 
+def _machine_target(
+    view: StateView, rules: PlantRules, event: QuantityReported, decision: Decision,
+    qty: Quantities,
+) -> tuple[WorkOrder, int] | None:
+    """The running operation a machine count belongs to; None when it went to unassigned."""
+    if event.unassigned_reason:
+        record_unassigned(view, event, decision, qty, event.unassigned_reason,
+                          "a counter jump larger than the rule's max_delta: check it"
+                          if event.unassigned_reason == "counter_jump"
+                          else event.unassigned_reason)
+        return None
+    if qty.processed > rules.max_quantity_per_event:
+        record_unassigned(view, event, decision, qty, "absurd_quantity",
+                          f"more than the plant's limit of {rules.max_quantity_per_event} "
+                          "in one count: check it")
+        return None
+    try:
+        order, index = _locate(view, decision, event.work_center, event.order_id, event.op_no)
+        _require_active(order)
+        op = order.operations[index]
+        if op.counting != CountingSource.MACHINE:
+            raise Rejection(RejectCode.COUNTING_SOURCE,
+                            f"operation {order.order_id}/{op.op_no} is counted by the operator")
+        if op.status != OperationStatus.RUNNING:
+            raise Rejection(RejectCode.BAD_STATE,
+                            f"operation {order.order_id}/{op.op_no} is {op.status}")
+    except Rejection as why:
+        record_unassigned(view, event, decision, qty, why.code.value, why.message)
+        return None
+    return order, index
+
+
 def report_quantity(
     view: StateView, rules: PlantRules, event: QuantityReported, decision: Decision
 ) -> None:
-    """Add a report to the operation's WIP, checking source, sequence and tolerance."""
+    """Add a report to the operation's WIP.
+
+    An operator's report that breaks a rule (source, sequence, tolerance) is refused at once, so
+    the operator sees why. A machine count is a fact and is always recorded: with no operation
+    to take it, it becomes unassigned production of the work center; beyond plan + tolerance
+    or beyond what the predecessor handed over it is accepted and flagged (or, with the plant's
+    hold policy, the excess waits as unassigned production for a supervisor).
+    """
     known_work_center(rules, event.work_center)
     qty = _quantities(event, rules)
-    order, index = _locate(view, decision, event.work_center, event.order_id, event.op_no)
-    _require_active(order)
-    op = order.operations[index]
-    if op.counting != event.by:
-        raise Rejection(
-            RejectCode.COUNTING_SOURCE,
-            f"operation {order.order_id}/{op.op_no} is counted by the {op.counting}; "
-            f"{event.by} reports are not accepted",
-        )
-    allowed = (
-        (OperationStatus.RUNNING,)
-        if event.by == CountingSource.MACHINE
-        else (OperationStatus.RUNNING, OperationStatus.PAUSED)
-    )
-    if op.status not in allowed:
-        raise Rejection(
-            RejectCode.BAD_STATE,
-            f"operation {order.order_id}/{op.op_no} is {op.status}: cannot report",
-        )
+    if event.by == CountingSource.MACHINE:
+        target = _machine_target(view, rules, event, decision, qty)
+        if target is None:
+            return
+        order, index = target
+        op = order.operations[index]
+        if rules.over_production_hold:
+            limit = with_tolerance(op.planned_qty, order.tolerance_pct)
+            held = min(qty.good, max(0, op.done.good + qty.good - limit))
+            if held:
+                record_unassigned(view, event, decision, Quantities(good=held),
+                                  "over_production",
+                                  f"beyond planned {op.planned_qty} + tolerance of "
+                                  f"{order.order_id}/{op.op_no}; plant policy: held")
+                qty = Quantities(good=qty.good - held, scrap=qty.scrap, rework=qty.rework)
+                if qty.is_zero:
+                    return
+    else:
+        order, index = _locate(view, decision, event.work_center, event.order_id, event.op_no)
+        _require_active(order)
+        op = order.operations[index]
+        if op.counting != event.by:
+            raise Rejection(
+                RejectCode.COUNTING_SOURCE,
+                f"operation {order.order_id}/{op.op_no} is counted by the {op.counting}; "
+                f"{event.by} reports are not accepted",
+            )
+        if op.status not in (OperationStatus.RUNNING, OperationStatus.PAUSED):
+            raise Rejection(
+                RejectCode.BAD_STATE,
+                f"operation {order.order_id}/{op.op_no} is {op.status}: cannot report",
+            )
+    before = op
     op = op.with_(
         done=op.done.plus(qty),
         unconfirmed=op.unconfirmed.plus(qty),
@@ -215,7 +282,11 @@ def report_quantity(
         personnel=event.actor or op.personnel,
     )
     order = order.with_op(index, op, updated_at=event.ts)
-    check_operation(order, index)
+    if event.by == CountingSource.MACHINE:
+        order = flag_excess(order, index, before, decision, rules)
+        op = order.operations[index]
+    else:
+        check_operation(order, index)
     policy = order.policy
     if event.by == CountingSource.OPERATOR and policy.on_report:
         order = confirm(order, index, event, decision, final=False)

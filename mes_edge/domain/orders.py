@@ -14,7 +14,7 @@ from mes_edge.domain.model import (
 )
 from mes_edge.domain.plant import Decision, Notice, PlantRules, StateView
 from mes_edge.domain.rejections import RejectCode, Rejection
-from mes_edge.domain.workcenters import release_work_center
+from mes_edge.domain.workcenters import occupy_work_center, release_work_center
 
 ACTIVE = (OrderStatus.RELEASED, OrderStatus.IN_PROGRESS)
 FINISHED_OPS = (OperationStatus.COMPLETED, OperationStatus.CANCELLED)
@@ -147,8 +147,17 @@ def receive_order(
     for o in spec.operations:
         old = old_ops.get(o.op_no)
         if old is not None and _started(old):
-            # What has started stays as it is; only the plan moves.
-            ops.append(old.with_(planned_qty=o.planned_qty or spec.quantity))
+            # What has started stays as it is; only the plan moves, never below what exists.
+            planned = o.planned_qty or spec.quantity
+            made = old.done.good + old.done.scrap_total
+            if planned < made:
+                raise Rejection(
+                    RejectCode.BELOW_MADE,
+                    f"revision {spec.revision} plans operation {old.op_no} at {planned}, but "
+                    f"{made} were already made there (good {old.done.good} + scrap "
+                    f"{old.done.scrap_total}): plan at least {made}",
+                )
+            ops.append(old.with_(planned_qty=planned))
         else:
             fresh = _new_operation(o, spec.quantity, rules)
             ops.append(fresh if old is None else fresh.with_(status=old.status))
@@ -173,7 +182,9 @@ def _hold(order: WorkOrder, reason: str | None, decision: Decision, view: StateV
     ops = list(order.operations)
     for i, op in enumerate(ops):
         if op.status == OperationStatus.RUNNING:
-            ops[i] = op.with_(status=OperationStatus.PAUSED)
+            # Remembered, so releasing the hold lets them run again.
+            ops[i] = op.with_(status=OperationStatus.PAUSED,
+                              status_before_hold=OperationStatus.RUNNING)
             release_work_center(view, decision, op.work_center, order.order_id, op.op_no)
     return order.with_(
         operations=tuple(ops),
@@ -181,6 +192,28 @@ def _hold(order: WorkOrder, reason: str | None, decision: Decision, view: StateV
         status_before_hold=order.status,
         hold_reason=reason,
     )
+
+
+def _resume_after_hold(order: WorkOrder, decision: Decision, view: StateView) -> WorkOrder:
+    """The operations the hold paused run again, where their work center is free."""
+    ops = list(order.operations)
+    for i, op in enumerate(ops):
+        if op.status_before_hold != OperationStatus.RUNNING:
+            continue
+        if op.status != OperationStatus.PAUSED:
+            ops[i] = op.with_(status_before_hold=None)
+            continue
+        try:
+            occupy_work_center(view, decision, op.work_center, order.order_id, op.op_no)
+        except Rejection as busy:
+            decision.notices.append(Notice(
+                "warning", op.work_center,
+                f"order {order.order_id} released, but operation {op.op_no} stays paused: "
+                f"{busy.message}"))
+            ops[i] = op.with_(status_before_hold=None)
+            continue
+        ops[i] = op.with_(status=OperationStatus.RUNNING, status_before_hold=None)
+    return order.with_(operations=tuple(ops))
 
 
 def command_order(
@@ -210,6 +243,7 @@ def command_order(
                 hold_reason=None,
                 status_before_hold=None,
             )
+            order = _resume_after_hold(order, decision, view)
         elif status == OrderStatus.PLANNED:
             order = order.with_(status=OrderStatus.RELEASED)
         else:

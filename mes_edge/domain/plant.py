@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Protocol
 
 from mes_edge.domain.model import (
@@ -31,6 +31,13 @@ class PlantRules:
     max_quantity_per_event: int = 100_000
     max_order_quantity: int = 100_000_000
     recent_downtimes_kept: int = 20
+    #: Machine counts beyond plan + tolerance: False = confirm them (flagged), True = hold the
+    #: excess as unassigned production of the work center for a supervisor.
+    over_production_hold: bool = False
+    #: Unassigned production goes to the next operation started on its work center.
+    auto_assign_unassigned: bool = False
+    #: The plant's time zone: posting dates are its local dates (None: the host's zone).
+    timezone: tzinfo | None = None
 
 
 class StateView(Protocol):
@@ -86,6 +93,8 @@ class Decision:
     confirmations: list[Confirmation] = field(default_factory=list)
     downtimes: list[Downtime] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+    #: The plant's zone for posting dates while this decision is made (set by apply).
+    timezone: tzinfo | None = None
 
     @property
     def changed(self) -> bool:

@@ -24,6 +24,8 @@ class RejectCode(enum.StrEnum):
     UNKNOWN_REASON = "unknown_reason"
     ABSURD_QUANTITY = "absurd_quantity"
     NOT_REVERSIBLE = "not_reversible"
+    BELOW_MADE = "below_made"
+    NOT_ENOUGH_UNASSIGNED = "not_enough_unassigned"
 
 
 class Rejection(Exception):

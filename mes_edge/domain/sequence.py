@@ -5,8 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 from functools import lru_cache
 
-from mes_edge.domain.model import WorkOrder
-from mes_edge.domain.plant import PlantRules
+from mes_edge.domain.model import Operation, WorkOrder
+from mes_edge.domain.plant import Decision, Notice, PlantRules
 from mes_edge.domain.rejections import RejectCode, Rejection
 
 
@@ -59,3 +59,45 @@ def check_chain(order: WorkOrder, rules: PlantRules) -> None:
     """Check every operation of the order (after a change that may ripple down the routing)."""
     for i in range(len(order.operations)):
         check_operation(order, i)
+
+
+def excess(order: WorkOrder, index: int, op: Operation) -> tuple[int, int]:
+    """How far `op` (a version of operation `index`) is beyond its limits, as
+    (good beyond planned + tolerance, processed beyond what the predecessor handed over +
+    tolerance)."""
+    over = max(0, op.done.good - with_tolerance(op.planned_qty, order.tolerance_pct))
+    beyond = 0
+    if index > 0:
+        handed = order.operations[index - 1].done.good
+        beyond = max(0, op.done.processed - with_tolerance(handed, order.tolerance_pct))
+    return over, beyond
+
+
+def flag_excess(order: WorkOrder, index: int, before: Operation, decision: Decision,
+                rules: PlantRules) -> WorkOrder:
+    """A machine count is a fact: record how far operation `index` now exceeds its plan or its
+    predecessor's hand-over (never refuse it), and warn when it first crosses a limit."""
+    op = order.operations[index]
+    over_before, beyond_before = excess(order, index, before)
+    over, beyond = excess(order, index, op)
+    if over == over_before and beyond == beyond_before:
+        return order
+    add_over, add_beyond = max(0, over - over_before), max(0, beyond - beyond_before)
+    if not add_over and not add_beyond:
+        return order
+    where = f"{order.order_id}/{op.op_no} on {op.work_center}"
+    if add_over and not before.over_produced:
+        limit = with_tolerance(op.planned_qty, order.tolerance_pct)
+        decision.notices.append(Notice(
+            "warning", op.work_center,
+            f"{where}: over-production - {op.done.good} good counted, planned {op.planned_qty} "
+            f"+ {order.tolerance_pct:g}% tolerance ({limit})"))
+    if add_beyond and not before.beyond_handover:
+        prev = order.operations[index - 1]
+        decision.notices.append(Notice(
+            "warning", op.work_center,
+            f"{where}: {op.done.processed} units processed, more than the {prev.done.good} "
+            f"operation {prev.op_no} handed over (+ {order.tolerance_pct:g}% tolerance) - "
+            f"check operation {prev.op_no}'s count"))
+    return order.with_op(index, op.with_(over_produced=before.over_produced + add_over,
+                                         beyond_handover=before.beyond_handover + add_beyond))

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from mes_edge.domain.events import DowntimeReasonGiven, MachineStateChanged
-from mes_edge.domain.model import Downtime, MachineState, WorkCenterState, evolve
+from mes_edge.domain.events import DowntimeReasonGiven, MachineStateChanged, OperationCommand
+from mes_edge.domain.model import (
+    CountingSource,
+    Downtime,
+    MachineState,
+    WorkCenterState,
+    evolve,
+)
 from mes_edge.domain.plant import Decision, PlantRules, StateView
 from mes_edge.domain.rejections import RejectCode, Rejection
 
 
-def _wc(view: StateView, decision: Decision, work_center: str) -> WorkCenterState:
+def work_center_state(view: StateView, decision: Decision, work_center: str) -> WorkCenterState:
+    """The work center as this decision sees it (a fresh one if nothing happened there yet)."""
     found = decision.work_centers.get(work_center) or view.work_center(work_center)
     return found if found is not None else WorkCenterState(work_center=work_center)
 
@@ -21,14 +28,14 @@ def known_work_center(rules: PlantRules, work_center: str) -> None:
 
 def running_on(view: StateView, decision: Decision, work_center: str) -> tuple[str, str] | None:
     """The (order, op) running on a work center, if any."""
-    wc = _wc(view, decision, work_center)
+    wc = work_center_state(view, decision, work_center)
     return wc.running[0] if wc.running else None
 
 
 def occupy_work_center(view: StateView, decision: Decision, work_center: str,
                        order_id: str, op_no: str) -> None:
     """Mark an operation as the one running on the work center (one at a time)."""
-    wc = _wc(view, decision, work_center)
+    wc = work_center_state(view, decision, work_center)
     if wc.running and wc.running[0] != (order_id, op_no):
         o, n = wc.running[0]
         raise Rejection(RejectCode.WORK_CENTER_BUSY,
@@ -39,7 +46,7 @@ def occupy_work_center(view: StateView, decision: Decision, work_center: str,
 def release_work_center(view: StateView, decision: Decision, work_center: str,
                         order_id: str, op_no: str) -> None:
     """The operation no longer runs on the work center."""
-    wc = _wc(view, decision, work_center)
+    wc = work_center_state(view, decision, work_center)
     running = tuple(r for r in wc.running if r != (order_id, op_no))
     if running != wc.running:
         decision.work_centers[work_center] = wc.with_(running=running)
@@ -49,7 +56,7 @@ def change_machine_state(view: StateView, rules: PlantRules, event: MachineState
                          decision: Decision) -> None:
     """Record the new state; leaving RUNNING opens a downtime, returning to it closes it."""
     known_work_center(rules, event.work_center)
-    wc = _wc(view, decision, event.work_center)
+    wc = work_center_state(view, decision, event.work_center)
     if wc.machine_state == event.state:
         return
     ts = event.ts
@@ -73,7 +80,7 @@ def give_downtime_reason(view: StateView, rules: PlantRules, event: DowntimeReas
     known_work_center(rules, event.work_center)
     if rules.downtime_reasons and event.reason not in rules.downtime_reasons:
         raise Rejection(RejectCode.UNKNOWN_REASON, f"unknown downtime reason {event.reason!r}")
-    wc = _wc(view, decision, event.work_center)
+    wc = work_center_state(view, decision, event.work_center)
     candidates = ([wc.downtime] if wc.downtime else []) + list(reversed(wc.recent_downtimes))
     if event.downtime_id is None:
         target = next((d for d in candidates if d.reason is None), None)
@@ -90,3 +97,47 @@ def give_downtime_reason(view: StateView, rules: PlantRules, event: DowntimeReas
         wc = wc.with_(recent_downtimes=tuple(
             updated if d.downtime_id == target.downtime_id else d for d in wc.recent_downtimes))
     decision.work_centers[event.work_center] = wc
+
+
+def pause_downtime(view: StateView, rules: PlantRules, decision: Decision,
+                   event: OperationCommand) -> None:
+    """A pause at a station: the work center is down for the reason the operator gave.
+
+    At an operator-counted station (no state tag) the pause opens the downtime itself, with
+    its reason; at a machine-counted one the reason goes to the machine's open downtime.
+    """
+    if event.reason is not None and rules.downtime_reasons and (
+            event.reason not in rules.downtime_reasons):
+        raise Rejection(RejectCode.UNKNOWN_REASON, f"unknown downtime reason {event.reason!r}")
+    wc = work_center_state(view, decision, event.work_center)
+    if rules.work_centers.get(event.work_center) == CountingSource.OPERATOR:
+        if wc.downtime is not None:
+            return
+        downtime = Downtime(downtime_id=event.event_id, work_center=event.work_center,
+                            state=MachineState.DOWN, start=event.ts, reason=event.reason,
+                            reason_by=event.actor if event.reason else None)
+        decision.downtimes.append(downtime)
+        decision.work_centers[event.work_center] = wc.with_(
+            machine_state=MachineState.DOWN, since=event.ts, downtime=downtime)
+    elif event.reason is not None and wc.downtime is not None and wc.downtime.reason is None:
+        updated = evolve(wc.downtime, {"reason": event.reason, "reason_by": event.actor})
+        decision.downtimes.append(updated)
+        decision.work_centers[event.work_center] = wc.with_(downtime=updated)
+
+
+def end_pause_downtime(view: StateView, rules: PlantRules, decision: Decision,
+                       event: OperationCommand) -> None:
+    """Work goes on at an operator-counted station: its pause downtime ends."""
+    if rules.work_centers.get(event.work_center) != CountingSource.OPERATOR:
+        return
+    wc = work_center_state(view, decision, event.work_center)
+    if wc.downtime is None:
+        return
+    closed = evolve(wc.downtime, {"end": event.ts})
+    decision.downtimes.append(closed)
+    recent = wc.recent_downtimes
+    if closed.reason is None:
+        recent = (*recent, closed)[-rules.recent_downtimes_kept:]
+    decision.work_centers[event.work_center] = wc.with_(
+        machine_state=MachineState.RUNNING, since=event.ts, downtime=None,
+        recent_downtimes=recent)

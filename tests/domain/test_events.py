@@ -23,7 +23,7 @@ from mes_edge.domain import (
     event_from_json,
     event_to_json,
 )
-from mes_edge.domain.events import EVENT_TYPES
+from mes_edge.domain.events import EVENT_TYPES, UnassignedAction, UnassignedResolved
 from tests.domain.strategies import MACHINE, Plant, order_spec
 
 
@@ -39,11 +39,14 @@ def one_of_each(plant: Plant) -> list[Event]:
         plant.order_cmd(OrderAction.HOLD, reason="quality check"),
         plant.op_cmd(OperationAction.START, "PRESS-01", op_no="0010"),
         replace(report, checkpoint=Checkpoint("plc1", "good_count", 1043, generation=2),
-                source="plc1", actor=None),
+                source="plc1", actor=None, readings=(1040, 1043), unassigned_reason="x"),
         plant.machine("PRESS-01", MachineState.DOWN),
         plant.downtime_reason("PRESS-01", "jam", downtime_id="ev-5"),
         plant.due(),
         plant.reversal("c-1", reason="wrong count"),
+        UnassignedResolved(event_id="ev-u", work_center="PRESS-01",
+                           action=UnassignedAction.ASSIGN, good=2, scrap={"crack": 1},
+                           order_id="WO-1", op_no="0010", reason="found on the belt"),
     ]
 
 

@@ -62,7 +62,16 @@ def test_start_of_successor_needs_something_left_to_process(plant: Plant) -> Non
     plant.ok(plant.op_cmd(START, "ASSY-02", op_no="0020"))
     plant.ok(plant.report("ASSY-02", OPERATOR, good=2))
     plant.ok(plant.op_cmd(PAUSE, "ASSY-02"))
-    plant.refused(plant.op_cmd(RESUME, "ASSY-02", op_no="0020"), RejectCode.SEQUENCE)
+    # A paused operation that started may resume (the demo's operator was stuck here); the
+    # sequence rule still refuses a report of more than was handed over.
+    plant.ok(plant.op_cmd(RESUME, "ASSY-02", op_no="0020"))
+    refused = plant.refused(plant.report("ASSY-02", OPERATOR, good=1), RejectCode.SEQUENCE)
+    assert "2 operation 0010 handed over" in refused.message
+
+
+def test_start_before_anything_was_handed_over_says_so(plant: Plant) -> None:
+    refused = plant.refused(plant.op_cmd(START, "ASSY-02", op_no="0020"), RejectCode.SEQUENCE)
+    assert "handed nothing over yet" in refused.message
 
 
 def test_pause_and_resume(plant: Plant) -> None:

@@ -184,10 +184,24 @@ def test_hold_twice_changes_nothing_and_release_restores() -> None:
     plant = started_plant()
     plant.ok(plant.order_cmd(HOLD))
     assert not plant.ok(plant.order_cmd(HOLD)).changed
+    assert plant.op("0010").status == OperationStatus.PAUSED
     plant.ok(plant.order_cmd(RELEASE))
     assert plant.order().status == OrderStatus.IN_PROGRESS
-    plant.ok(plant.op_cmd(START, "PRESS-01", op_no="0010"))  # a start resumes the paused op
+    # The release restores what the hold paused: the machine's parts count again at once.
     assert plant.op("0010").status == OperationStatus.RUNNING
+    assert plant.state.wc_map["PRESS-01"].running == (("WO-1", "0010"),)
+    plant.ok(plant.report("PRESS-01", MACHINE, good=2))
+    assert plant.op("0010").done.good == 2
+
+
+def test_release_leaves_paused_what_another_operation_took_over_meanwhile() -> None:
+    plant = started_plant()
+    plant.ok(plant.order_cmd(HOLD))
+    plant.ok(plant.receive(order_spec(order_id="WO-2")))
+    plant.ok(plant.op_cmd(START, "PRESS-01", order_id="WO-2", op_no="0010"))
+    decision = plant.ok(plant.order_cmd(RELEASE))
+    assert plant.op("0010").status == OperationStatus.PAUSED
+    assert any("stays paused" in n.message for n in decision.notices)
 
 
 def test_release_of_planned_order_and_of_active_order(plant: Plant) -> None:
