@@ -328,3 +328,56 @@ async def test_a_resent_tap_with_the_same_idempotency_key_counts_once(running: R
         assert other.json()["outcome"] == "accepted"
         wo = (await erp.get("/api/v1/work-orders/IK-1")).json()
         assert wo["operations"][0]["good"] == 5
+
+
+async def test_station_rules_and_refusal_details(sqlite_url: str) -> None:
+    """The station API carries the work center's own rules (micro-stop threshold, the scrap
+    reasons offered there) and a refusal carries the numbers the tablet translates."""
+    doc = plant(sqlite_url)
+    doc["work_centers"][2].update(micro_stop_s=30, scrap_reasons=["scratch", "dent"])
+    settings = parse_settings(doc)
+    service = EdgeService(settings, api_factory=create_api)
+    await service.start()
+    try:
+        assert service.store is not None
+        tokens = {"erp": await create_token(service.store, Role.ERP, "erp"),
+                  "assy": await create_token(service.store, Role.OPERATOR, "t", ["ASSY-03"])}
+        r = Running(service, f"http://127.0.0.1:{settings.api.port}", tokens)
+        await put_order(r, "WO-7")
+        await put_order(r, "WO-8")
+        async with r.client("assy") as c:
+            st = (await c.get(ASSY)).json()
+            assert st["micro_stop_s"] == 30 and st["unassigned"] is None
+            assert [s["code"] for s in st["scrap_reasons"]] == ["scratch", "dent"]
+            assert abs(datetime.fromisoformat(st["server_time"]) - datetime.now(UTC)) < (
+                timedelta(minutes=1))
+            ref = {"order_id": "WO-7", "op_no": "0010"}
+            assert (await c.post(f"{ASSY}/start", json=ref)).status_code == 200
+            assert (await c.post(f"{ASSY}/report", json={"good": 4})).status_code == 200
+
+            resp = await c.post(f"{ASSY}/report", json={"good": 50})
+            detail = resp.json()["detail"]
+            assert resp.status_code == 409 and detail["code"] == "over_production"
+            d = detail["details"]  # planned 20 + 5 % = 21, 4 already reported
+            assert (d["order_id"], d["op_no"], d["planned"], d["limit"], d["good"],
+                    d["room_good"], d["tolerance_pct"]) == ("WO-7", "0010", 20, 21, 4, 17, 5)
+            resp = await c.post(f"{ASSY}/start", json={"order_id": "WO-8", "op_no": "0010"})
+            assert resp.json()["detail"]["code"] == "work_center_busy"
+            assert resp.json()["detail"]["details"]["running"] == "WO-7 / 0010"
+            resp = await c.post(f"{ASSY}/report", json={"good": 1, "scrap": {"gremlins": 1}})
+            assert resp.json()["detail"]["details"]["reason"] == "gremlins"
+            resp = await c.post(f"{ASSY}/login", json={"badge": "NOBODY"})
+            assert resp.status_code == 401 and resp.json()["detail"]["code"] == "unknown_badge"
+
+            resp = await c.post(f"{ASSY}/pause", json={"reason": "x" * 65})
+            assert resp.status_code == 422  # a reason code, not an essay
+            resp = await c.post(f"{ASSY}/pause", json={"reason": "material"})
+            assert resp.status_code == 200, resp.text
+            # a manual station's pause is a downtime with the reason the operator gave
+            down = resp.json()["station"]["downtimes"][0]
+            assert down["open"] and down["reason"] == "material"
+            resp = await c.post(f"{ASSY}/resume", json=ref)
+            assert resp.status_code == 200  # work goes on: the pause downtime is closed
+            assert not any(d["open"] for d in resp.json()["station"]["downtimes"])
+    finally:
+        await service.stop()

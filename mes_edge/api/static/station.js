@@ -259,6 +259,10 @@ Net.onChange(() => {
   if (Net.online) { outbox.pump(); refresh(); }
 });
 
+// The browser knows when the tablet itself lost its network: no need to wait for a tap.
+window.addEventListener("offline", () => Net.set(false));
+window.addEventListener("online", () => { outbox.pump(); refresh(); });
+
 function focusRef() { return focusOp ? { order_id: focusOp.order_id, op_no: focusOp.op_no } : {}; }
 
 // -- buttons -------------------------------------------------------------------------------------
