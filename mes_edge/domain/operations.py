@@ -62,6 +62,25 @@ def _locate(
     return order, index
 
 
+def _paused_on(view: StateView, decision: Decision, work_center: str) -> tuple[WorkOrder, int]:
+    """The operation paused on a work center, for a resume that names none."""
+    found = []
+    for listed in view.orders():
+        order = decision.orders.get(listed.order_id, listed)
+        for i, op in enumerate(order.operations):
+            if op.work_center == work_center and op.status == OperationStatus.PAUSED:
+                found.append((order, i))
+    if not found:
+        raise Rejection(RejectCode.NO_RUNNING_OPERATION,
+                        f"no operation is paused on {work_center}: name the one to resume")
+    if len(found) > 1:
+        names = ", ".join(f"{o.order_id}/{o.operations[i].op_no}" for o, i in found[:5])
+        raise Rejection(RejectCode.INVALID,
+                        f"{len(found)} operations are paused on {work_center} ({names}): "
+                        "name the one to resume")
+    return found[0]
+
+
 def _require_active(order: WorkOrder) -> None:
     if order.status in ACTIVE:
         return
@@ -108,7 +127,11 @@ def command_operation(
 ) -> None:
     """Start, pause, resume or complete an operation."""
     known_work_center(rules, event.work_center)
-    order, index = _locate(view, decision, event.work_center, event.order_id, event.op_no)
+    if (event.action == OperationAction.RESUME and event.order_id is None
+            and event.op_no is None and running_on(view, decision, event.work_center) is None):
+        order, index = _paused_on(view, decision, event.work_center)
+    else:
+        order, index = _locate(view, decision, event.work_center, event.order_id, event.op_no)
     _require_active(order)
     op = order.operations[index]
     action = event.action

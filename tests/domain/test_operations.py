@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from mes_edge.domain import (
+    MachineState,
     OperationAction,
     OperationStatus,
     OrderAction,
@@ -171,3 +174,25 @@ def test_operation_commands_on_a_cancelled_order_are_refused(plant: Plant) -> No
     plant.ok(plant.order_cmd(OrderAction.CANCEL))
     plant.refused(plant.op_cmd(START, "PRESS-01", op_no="0010"), RejectCode.ORDER_NOT_ACTIVE)
 
+
+
+def test_resume_without_naming_resumes_the_operation_paused_there(plant: Plant) -> None:
+    plant.ok(plant.op_cmd(START, "PRESS-01", op_no="0010"))
+    plant.ok(plant.op_cmd(PAUSE, "PRESS-01"))
+    plant.ok(plant.op_cmd(RESUME, "PRESS-01"))  # an empty body from a terminal
+    assert plant.op("0010").status == OperationStatus.RUNNING
+    plant.refused(plant.op_cmd(RESUME, "ASSY-02"), RejectCode.NO_RUNNING_OPERATION)
+
+
+def test_a_pause_with_a_reason_at_a_manual_station_records_the_downtime(plant: Plant) -> None:
+    plant.ok(plant.op_cmd(START, "PRESS-01", op_no="0010"))
+    plant.ok(plant.report("PRESS-01", MACHINE, good=2))
+    plant.ok(plant.op_cmd(START, "ASSY-02", op_no="0020"))
+    pause = replace(plant.op_cmd(PAUSE, "ASSY-02"), reason="material")
+    plant.ok(pause)
+    wc = plant.state.wc_map["ASSY-02"]
+    assert wc.downtime is not None and wc.downtime.reason == "material"
+    assert wc.downtime.reason_by == "op-anna"
+    plant.ok(plant.op_cmd(RESUME, "ASSY-02"))
+    wc = plant.state.wc_map["ASSY-02"]
+    assert wc.downtime is None and wc.machine_state == MachineState.RUNNING
