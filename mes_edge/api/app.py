@@ -46,6 +46,8 @@ TAGS = [
      "description": "Confirmations out: the pull feed, acks, reversals, push deliveries."},
     {"name": "station tablets (operators)", "description": "What a work-center terminal does."},
     {"name": "supervisor board", "description": "WIP, late and stalled work, rejections."},
+    {"name": "production (supervisor)",
+     "description": "Unassigned production of a work center: assign it or write it off."},
     {"name": "live updates (SSE)", "description": "Server-sent events for tablets and board."},
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
 ]
