@@ -45,6 +45,7 @@ class WorkCenterTileOut(BaseModel):
     current: StationItemOut | None
     open_downtime: DowntimeOut | None
     queue_length: int = Field(description="operations waiting at the work center (not running)")
+    micro_stop_s: float = Field(description="shorter stops are micro-stops: no reason is asked")
     unassigned: UnassignedOut | None = Field(
         description="machine counts no operation took: a supervisor assigns or writes them off")
 
@@ -152,7 +153,7 @@ async def _tiles(request: Request, state: MemoryState) -> list[WorkCenterTileOut
             open_downtime=downtime_out(wc.downtime) if wc and wc.downtime else None,
             queue_length=sum(1 for q in queue_of(state, config.id)
                              if q.status != OperationStatus.RUNNING.value),
-            unassigned=unassigned_of(state, config.id)))
+            micro_stop_s=config.micro_stop_s, unassigned=unassigned_of(state, config.id)))
     return tiles
 
 

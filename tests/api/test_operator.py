@@ -381,3 +381,22 @@ async def test_station_rules_and_refusal_details(sqlite_url: str) -> None:
             assert not any(d["open"] for d in resp.json()["station"]["downtimes"])
     finally:
         await service.stop()
+
+
+async def test_unassigned_production_on_station_and_board(running: Running) -> None:
+    """Parts a machine counted while nothing ran there show on the tablet and the board."""
+    d = running.service.dispatcher
+    assert d is not None
+    outcome = await d.process(QuantityReported(
+        event_id="press-plc/good_count/5", work_center="PRESS-01", by=CountingSource.MACHINE,
+        good=5, scrap={"machine": 1}))
+    assert outcome.status.value == "accepted", outcome
+    async with running.client("operator") as c:
+        open_qty = (await c.get(PRESS)).json()["unassigned"]
+        assert (open_qty["good"], open_qty["scrap"], open_qty["rework"]) == (5, {"machine": 1}, 0)
+        assert open_qty["since"] is not None and open_qty["last"] is not None
+    async with running.client("supervisor") as c:
+        tiles = {t["work_center"]: t for t in (await c.get("/api/v1/board")).json()["work_centers"]}
+        assert tiles["PRESS-01"]["unassigned"]["good"] == 5
+        assert tiles["CNC-02"]["unassigned"] is None
+        assert tiles["PRESS-01"]["micro_stop_s"] == 60

@@ -26,7 +26,7 @@ import pytest
 from mes_edge.api.app import create_api
 from mes_edge.app.service import EdgeService
 from mes_edge.config import parse_settings
-from mes_edge.domain import MachineState, MachineStateChanged
+from mes_edge.domain import CountingSource, MachineState, MachineStateChanged, QuantityReported
 from mes_edge.store.tokens import Role, create_token
 from simulators.modbus_plc import ModbusPlc
 from tests.servers import free_port
@@ -171,6 +171,14 @@ async def _micro_stops(browser: Any, url: str, token: str, service: EdgeService)
     await page.wait_for_selector("#machine.state-down")
     await asyncio.sleep(1.5)  # the page re-checks each second; it must stay quiet
     assert await page.is_hidden("#downtime")
+    # parts the machine counted while no operation ran: shown, not lost
+    await service.dispatcher.process(QuantityReported(  # type: ignore[union-attr]
+        event_id="cnc-plc/good_count/7", work_center="CNC-02", by=CountingSource.MACHINE,
+        good=7))
+    await page.wait_for_selector("#unassigned:not([hidden])")
+    assert "7" in (await page.text_content("#unassigned-text") or "")
+    await _within_viewport(page, MAIN_ACTIONS, SIZES["landscape"])
+    await page.screenshot(path=SHOTS / "station-unassigned.png")
     await page.context.close()
 
 
@@ -221,6 +229,11 @@ async def _board_due_column(browser: Any, url: str, token: str) -> None:
     page = await connect_tablet(browser, url, token, "/board")
     await page.wait_for_selector("#conn.on")
     await page.wait_for_selector("#wip tr")
+    await page.wait_for_selector("#unassigned tr[data-wc=CNC-02] button[data-verb=assign]")
+    await page.click("#unassigned tr[data-wc=CNC-02] button[data-verb=write-off]")
+    await page.wait_for_selector("#ua-dialog[open]")
+    assert await page.input_value("#ua-good") == "7"
+    await page.click("#ua-dialog [data-close]")
     for lang_shot in ("board-1280.png",):
         await _within_viewport_x(page, ".wip-card th:last-child", 1280)
         await _within_viewport_x(page, "#wip tr:first-child td:last-child", 1280)

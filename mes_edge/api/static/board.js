@@ -26,7 +26,9 @@ function tile(w) {
       + T.scrap : "") + " · " + T.since + " " + fmtTime(w.unassigned.since)));
   }
   if (cur && (cur.over_produced || cur.beyond_handover)) parts.push(el("div", { class: "t-flags" }, ...flags(cur)));
-  if (w.open_downtime && !w.open_downtime.reason) {
+  // Like the tablet: a stop asks for a reason once it outlasts the work center's micro-stop time.
+  const stopS = w.open_downtime ? (Date.parse(board.generated_at) - Date.parse(w.open_downtime.start)) / 1000 : 0;
+  if (w.open_downtime && !w.open_downtime.reason && stopS >= w.micro_stop_s) {
     parts.push(el("div", { class: "t-alert" }, T.no_reason + " · " + T.since + " "
                                                + fmtTime(w.open_downtime.start)));
   }
