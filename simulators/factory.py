@@ -70,6 +70,8 @@ class Station:
     baseline: tuple[int, int] | None = None
     #: What this station made per (order, op), by its own count.
     made: dict[tuple[str, str], Produced] = field(default_factory=dict)
+    #: Manual station: its reports by message id until their operation is completed.
+    reports: dict[str, tuple[tuple[str, str], Produced]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,20 @@ class Api:
         except httpx.HTTPError:
             return None
         return r.json() if r.status_code == 200 else None  # type: ignore[no-any-return]
+
+    async def refused_ids(self, work_center: str) -> set[str] | None:
+        """Event ids the MES refused lately on `work_center` (None while unreachable)."""
+        try:
+            r = await self.client.get("/api/v1/rejected-events",
+                                      params={"work_center": work_center, "limit": 1000})
+        except httpx.HTTPError:
+            return None
+        if r.status_code != 200:
+            return None
+        rows = r.json()
+        if isinstance(rows, dict):  # a paged envelope
+            rows = next((v for v in rows.values() if isinstance(v, list)), [])
+        return {row["event_id"] for row in rows if row.get("event_id")}
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -232,20 +248,31 @@ class Line:
     async def _sleep(self, factory_seconds: float) -> None:
         await asyncio.sleep(max(0.02, factory_seconds / self.speed))
 
-    async def _event(self, s: Station, type_: str, order: str, op: str, **kw: Any) -> None:
+    async def _event(self, s: Station, type_: str, order: str, op: str, **kw: Any) -> str:
         self._msg += 1
-        await s.terminal.event(
-            type_,
-            order,
-            op,
-            msg_id=f"{s.work_center}-{time.time_ns()}-{self._msg}",
-            operator="demo-operator",
-            **kw,
-        )
+        msg_id = f"{s.work_center}-{time.time_ns()}-{self._msg}"
+        await s.terminal.event(type_, order, op, msg_id=msg_id, operator="demo-operator", **kw)
+        return msg_id
+
+    async def _drop_refused(self, s: Station) -> None:
+        """A terminal shows a refused report: what the MES refused was not made as far as the
+        books go (the reconciliation counts what terminals reported and the MES accepted)."""
+        refused = await self.api.refused_ids(s.work_center)
+        for msg_id in [m for m in s.reports if f"event:{s.work_center}:{m}" in (refused or ())]:
+            key, qty = s.reports.pop(msg_id)
+            log.warning("%s: the MES refused report %s (%s+%s) of %s/%s", s.work_center, msg_id,
+                        qty.good, qty.scrap, *key)
+            for book in (s.produced, s.made.get(key, Produced())):
+                book.good -= qty.good
+                book.scrap -= qty.scrap
 
     async def _work(self, s: Station) -> None:
         waiting_since: float | None = None
+        checked = time.monotonic()
         while not self._stopping.is_set():
+            if s.reports and time.monotonic() - checked > 30:
+                checked = time.monotonic()
+                await self._drop_refused(s)
             step = next_step(s, await self.api.open_orders())
             if step is None or step.action == "wait":
                 if step is not None and step.op["status"] == "running":
@@ -275,6 +302,8 @@ class Line:
         if step.action == "complete":
             await self._command(s, step, "complete", "completed")
             s.made.pop((order_id, op_no), None)
+            for msg_id in [m for m, (key, _) in s.reports.items() if key == (order_id, op_no)]:
+                del s.reports[msg_id]
             s.current = None
             return
         if step.op["status"] != "running":
@@ -320,7 +349,8 @@ class Line:
             kw: dict[str, Any] = {"good": n - scrap}
             if scrap:
                 kw.update(scrap=scrap, reason="dent")
-            await self._event(s, "report", order_id, op_no, **kw)
+            msg_id = await self._event(s, "report", order_id, op_no, **kw)
+            s.reports[msg_id] = ((order_id, op_no), Produced(n - scrap, scrap))
             s.produced.good += n - scrap
             s.produced.scrap += scrap
             mine.good += n - scrap
