@@ -321,14 +321,15 @@ class MqttInboundDriver:
         if matched is None:
             return self._reject(topic, raw, "unknown topic", None, acker, redelivered)
         kind, bound = matched
+        wc = bound.get("work_center")
         if len(raw) > self.cfg.max_payload_bytes:
             reason = f"payload of {len(raw)} bytes exceeds {self.cfg.max_payload_bytes} bytes"
-            return self._reject(topic, raw, reason, kind, acker, redelivered)
+            return self._reject(topic, raw, reason, kind, acker, redelivered, wc)
         try:
             message = parse_payload(kind, raw, bound)
         except ValidationError as err:
             return self._reject(topic, raw, describe_validation_error(err), kind, acker,
-                                redelivered)
+                                redelivered, wc)
         stats.accepted += 1
         self.health.values += 1
         if isinstance(message, ScanMessage):
@@ -346,13 +347,14 @@ class MqttInboundDriver:
         return None
 
     def _reject(self, topic: str, raw: bytes, reason: str, kind: str | None,
-                acker: Any, redelivered: bool) -> RejectedMessage:
+                acker: Any, redelivered: bool, work_center: str | None = None,
+                ) -> RejectedMessage:
         self.stats.rejected += 1
         self.health.errors += 1
         self.log.info("%s: rejected message on %s: %s", self.name, topic, reason)
         return RejectedMessage(topic=topic, payload=bytes(raw[:PAYLOAD_KEEP_BYTES]), reason=reason,
                                kind=kind, payload_size=len(raw), redelivered=redelivered,
-                               _acker=acker)
+                               work_center=work_center, _acker=acker)
 
     def _hand_over(self, item: InboundItem) -> None:
         """Queue the item for the loop, waiting while the queue is full (backpressure)."""

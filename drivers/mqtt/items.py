@@ -62,6 +62,8 @@ class RejectedMessage(InboundDelivery):
     #: "scan" or "event" when the topic matched a template, None for an unknown topic.
     kind: str | None = None
     payload_size: int = 0
+    #: The work center of the topic it came on (mes/<site>/<wc>/event), when the topic matched.
+    work_center: str | None = None
 
 
 #: How much of a rejected payload is kept for the record.

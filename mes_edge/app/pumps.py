@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterable
 
@@ -51,9 +52,15 @@ class MqttPump:
         """The dispatcher item of an MQTT item (None: nothing durable to record)."""
         source = f"mqtt:{item.topic}"
         if isinstance(item, RejectedMessage):
+            # A stable id: a redelivery of the same bad message meets the same verdict and is
+            # recorded once. It belongs to the work center of its topic.
+            digest = hashlib.sha256(f"{item.topic}\x1f{item.payload_size}\x1f".encode()
+                                    + item.payload).hexdigest()
             return RawRejection(source=source, reason_code="bad_message", reason=item.reason,
                                 payload={"raw": item.payload.decode("utf-8", "replace")},
-                                type=item.kind, received_ts=item.received_ts)
+                                type=item.kind, received_ts=item.received_ts,
+                                work_center=item.work_center,
+                                event_id=f"mqtt-bad:{digest[:40]}")
         if isinstance(item, ReceivedEvent):
             return terminal_event(item.message, source, self.operators)
         if isinstance(item, ReceivedScan):

@@ -97,6 +97,11 @@ async def test_bad_messages_are_recorded_and_the_service_keeps_running(
         await wait_until(lambda: operation(d, "3002").done.good == 7, 10, "the valid report")
     codes = [c for (c,) in sqlite_query(sqlite_url, "SELECT reason_code FROM rejected_events")]
     assert codes.count("bad_message") == len(bad), codes
+    # A malformed message belongs to the work center of its topic, with a stable id.
+    rows = sqlite_query(sqlite_url, "SELECT work_center, event_id FROM rejected_events "
+                                    "WHERE reason_code = 'bad_message'")
+    assert {wc for wc, _ in rows} == {ASSY}
+    assert all(eid.startswith("mqtt-bad:") for _, eid in rows)
     assert "unknown_barcode" in codes
     assert len(codes) == len(bad) + 3, codes  # every bad input is on record, none dropped
     assert pump_alive(service)
