@@ -44,21 +44,43 @@ _NODE_ERRORS = frozenset({ua.StatusCodes.BadNodeIdUnknown, ua.StatusCodes.BadNod
                           ua.StatusCodes.BadAttributeIdInvalid})
 
 
-class _QuietPublishLoss(logging.Filter):
-    """Drops asyncua's per-second traceback of a publish loop that hit a closed socket.
+#: Status codes with which a server ends a session or channel (a restart, a shutdown).
+_SESSION_ENDED = frozenset({
+    ua.StatusCodes.BadSessionClosed, ua.StatusCodes.BadSessionIdInvalid,
+    ua.StatusCodes.BadSessionNotActivated, ua.StatusCodes.BadSecureChannelClosed,
+    ua.StatusCodes.BadSecureChannelIdInvalid, ua.StatusCodes.BadConnectionClosed,
+    ua.StatusCodes.BadServerHalted, ua.StatusCodes.BadShutdown, ua.StatusCodes.BadNotConnected,
+    ua.StatusCodes.BadCommunicationError,
+})
 
-    The driver reports that loss once ("link lost") and ends the loop; the traceback adds noise.
+
+def _link_ended(exc: BaseException | None) -> bool:
+    if isinstance(exc, ConnectionError | OSError | EOFError):
+        return True
+    return isinstance(exc, ua.UaStatusCodeError) and int(exc.code) in _SESSION_ENDED
+
+
+class _QuietLinkLoss(logging.Filter):
+    """Drops asyncua's tracebacks about a link or session that ended under it.
+
+    When a server restarts, asyncua's publish loop logs "Publish iteration crashed" with a
+    traceback every second (BadSessionClosed, a closed socket) and its disconnect() logs the
+    close_session it could not send. The driver reports that loss once ("link lost"), and the
+    recovery once; these lines would only repeat it as ERRORs.
     """
+
+    _MESSAGES = ("Publish iteration crashed", "close_session raised during disconnect",
+                 "close_secure_channel raised during disconnect")
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(exc, ConnectionError | OSError)
-                    and record.getMessage().startswith("Publish iteration crashed"))
+        return not (_link_ended(exc) and record.getMessage().startswith(self._MESSAGES))
 
 
-_publish_logger = logging.getLogger("asyncua.client.ua_session.UaSession")
-if not any(isinstance(f, _QuietPublishLoss) for f in _publish_logger.filters):
-    _publish_logger.addFilter(_QuietPublishLoss())
+for _name in ("asyncua.client.ua_session.UaSession", "asyncua.client.client"):
+    _logger = logging.getLogger(_name)
+    if not any(isinstance(f, _QuietLinkLoss) for f in _logger.filters):
+        _logger.addFilter(_QuietLinkLoss())
 
 
 @dataclass(frozen=True, slots=True)
