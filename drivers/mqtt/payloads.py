@@ -8,9 +8,11 @@ never negative and capped, so an absurd value is a recorded rejection and not a 
 from __future__ import annotations
 
 import enum
+from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -27,6 +29,15 @@ MessageId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 Quantity = Annotated[int, Field(strict=True, ge=0, le=MAX_REPORTED_QUANTITY)]
 
+
+
+#: A time with its zone checked (naive times are refused), normalised to UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda v: to_utc(v))]
+
+
+def to_utc(value: datetime) -> datetime:
+    """The same instant in UTC."""
+    return value.astimezone(UTC)
 
 class EventType(enum.StrEnum):
     """What an operator did on a terminal."""
@@ -46,7 +57,7 @@ class _Inbound(BaseModel):
     id: MessageId
     site: str = Field(default="", description="bound from the topic")
     work_center: str = Field(default="", description="bound from the topic")
-    ts: AwareDatetime | None = None
+    ts: UtcDatetime | None = None
 
 
 class ScanMessage(_Inbound):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from mes_edge.domain import (
     ComponentSpec,
@@ -58,7 +58,7 @@ class WorkOrderIn(In):
     demand_type: DemandType = DemandType.MAKE_TO_STOCK
     sales_order: str | None = Field(None, max_length=64, description="make-to-order reference")
     customer: str | None = Field(None, max_length=200)
-    due: AwareDatetime | None = None
+    due: Annotated[AwareDatetime, AfterValidator(lambda v: v.astimezone(UTC))] | None = None
     release: bool = Field(True, description="release for production at once")
     tolerance_pct: float | None = Field(None, ge=0, le=100)
 

@@ -209,3 +209,16 @@ def test_confirmation_ids_are_deterministic_per_event_operation_and_kind() -> No
     assert len(ids) == 4
     assert confirmation_id("ev-1", "WO-1", "0010", "final") == confirmation_id(
         "ev-1", "WO-1", "0010", "final")
+
+
+def test_posting_date_is_the_plants_local_date() -> None:
+    """23:30 UTC on 31 March is already 1 April in Berlin (CEST, +2): the ERP books it there."""
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from mes_edge.domain.confirming import posting_date
+
+    late = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
+    assert posting_date(late, ZoneInfo("Europe/Berlin")) == date(2026, 4, 1)
+    assert posting_date(late, ZoneInfo("America/New_York")) == date(2026, 3, 31)
+    assert posting_date(late, UTC) == date(2026, 3, 31)

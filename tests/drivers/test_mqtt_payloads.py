@@ -104,3 +104,12 @@ def test_quantities_outside_the_sane_range_are_rejected(qty: int) -> None:
     else:
         with pytest.raises(ValidationError):
             parse_payload("event", raw, BOUND)
+
+
+def test_terminal_times_are_normalised_to_utc() -> None:
+    from datetime import UTC, datetime
+
+    msg = parse_payload("event", b'{"id": "a", "type": "start", "order": "1", "operation": '
+                                 b'"0010", "ts": "2026-03-29T03:30:00+02:00"}',
+                        {"site": "s", "work_center": "W"})
+    assert msg.ts == datetime(2026, 3, 29, 1, 30, tzinfo=UTC) and msg.ts.tzinfo is UTC
