@@ -39,11 +39,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     lines = [f"{NO_SKIPS_ENV} is set and {len(_skipped)} test(s) skipped - "
              "a skip is a failure here:", *(f"  {nodeid}" for nodeid in _skipped)]
+    if reporter is None:
+        print("\n".join(lines))
+        return
+    reporter.write("\n")  # after the progress line, which ends without one
     for line in lines:
-        if reporter is not None:
-            reporter.write_line(line, red=True)
-        else:
-            print(line)
+        reporter.write_line(line, red=True)
 
 
 @pytest.fixture(scope="session")
