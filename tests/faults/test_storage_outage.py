@@ -124,7 +124,8 @@ def not_ready_with_reason(readyz: list[tuple[int, dict[str, Any]]]) -> bool:
     """Some /readyz answer during the outage was 503 and said what is wrong with the storage."""
     for code, body in readyz:
         dispatcher = body.get("dispatcher") or {}
-        reason = (body.get("database") not in (None, "ok") or dispatcher.get("storage_error")
+        reason = (body.get("database") not in (None, "ok")
+                  or body.get("storage") not in (None, "ok") or dispatcher.get("storage_error")
                   or dispatcher.get("storage_down") or body.get("reason"))
         if code == 503 and body.get("status") == "not ready" and reason:
             return True
