@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import desc, select
 
@@ -78,6 +78,25 @@ class RejectedOut(BaseModel):
     reason: str
     received_ts: datetime
     rejected_at: datetime
+    good: int | None = Field(None, description="the good quantity the refused event carried")
+    scrap: dict[str, int] | None = Field(None, description="its scrap by reason")
+    rework: int | None = None
+
+
+def _quantities_of(payload: object) -> dict[str, object]:
+    """The quantities a refused event carried (its payload as logged), if it had any."""
+    if not isinstance(payload, dict):
+        return {}
+    out: dict[str, object] = {}
+    for key in ("good", "rework"):
+        if isinstance(payload.get(key), int) and not isinstance(payload.get(key), bool):
+            out[key] = payload[key]
+    scrap = payload.get("scrap")
+    if isinstance(scrap, dict) and all(isinstance(v, int) for v in scrap.values()):
+        out["scrap"] = {str(k): v for k, v in scrap.items()}
+    elif isinstance(scrap, int) and not isinstance(scrap, bool):
+        out["scrap"] = {"": scrap}
+    return out
 
 
 class BoardOut(BaseModel):
@@ -125,18 +144,21 @@ def _stalled(items: list[StationItemOut], now: datetime, minutes: float) -> list
     return sorted(out, key=lambda a: -(a.minutes_idle or 0))
 
 
-async def latest_rejections(store: Store, limit: int,
-                            work_center: str | None = None) -> list[RejectedOut]:
-    """The latest refused events, newest first."""
+async def latest_rejections(store: Store, limit: int, work_center: str | None = None,
+                            before: int | None = None) -> list[RejectedOut]:
+    """The latest refused events, newest first (older pages: ids below `before`)."""
     query = select(rejected_events).order_by(desc(rejected_events.c.id)).limit(limit)
     if work_center is not None:
         query = query.where(rejected_events.c.work_center == work_center)
+    if before is not None:
+        query = query.where(rejected_events.c.id < before)
     async with store.engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return [RejectedOut(
         id=r.id, event_id=r.event_id, type=r.type, work_center=r.work_center,
         order_id=r.order_id, source=r.source, actor=r.actor, reason_code=r.reason_code,
-        reason=r.reason, received_ts=r.received_ts, rejected_at=r.rejected_at) for r in rows]
+        reason=r.reason, received_ts=r.received_ts, rejected_at=r.rejected_at,
+        **_quantities_of(r.payload)) for r in rows]  # type: ignore[arg-type]
 
 
 async def _tiles(request: Request, state: MemoryState) -> list[WorkCenterTileOut]:
@@ -180,9 +202,17 @@ async def board(
 @router.get("/rejected-events", response_model=list[RejectedOut])
 async def rejected(
     service: ServiceDep, principal: SupervisorDep,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     work_center: Annotated[str | None, Query(max_length=64)] = None,
+    before: Annotated[int | None, Query(ge=1, description="page: ids below this one")] = None,
 ) -> list[RejectedOut]:
-    """The latest refused events with their reasons, newest first."""
+    """Refused events with their reasons and quantities, newest first, paged by id.
+
+    The next page is `?before=<the last id of this page>`; the `X-Next-Before` header carries it
+    while more may follow."""
     assert service.store is not None
-    return await latest_rejections(service.store, limit, work_center)
+    page = await latest_rejections(service.store, limit, work_center, before)
+    if len(page) == limit:
+        response.headers["X-Next-Before"] = str(page[-1].id)
+    return page

@@ -31,7 +31,7 @@ from mes_edge.api.schemas import (
     StationOut,
     order_out,
 )
-from mes_edge.api.submit import submit
+from mes_edge.api.submit import process, submit
 from mes_edge.config.settings import ReasonCode
 from mes_edge.dispatcher import RawRejection, Status
 from mes_edge.domain import (
@@ -416,8 +416,12 @@ async def scan(work_center: str, body: ScanIn, request: Request,
         await _login(request, work_center, parsed.fields.get("badge", body.code.strip()), None)
         return StationActionOut(outcome="logged_in", event_id=None,
                          station=await station_out(request, work_center))
+    # A resent scan (same Idempotency-Key) is the same event: it counts once, and a refused
+    # one is refused again with the same reason.
+    key = request.headers.get("idempotency-key", "")
+    scan_id = f"api-{key}" if 0 < len(key) <= 100 and key.isprintable() else f"api-{uuid.uuid4()}"
     try:
-        msg = ScanMessage(id=f"api-{uuid.uuid4()}", code=body.code, scanner=body.scanner,
+        msg = ScanMessage(id=scan_id, code=body.code, scanner=body.scanner,
                           work_center=work_center)
     except ValidationError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -425,7 +429,7 @@ async def scan(work_center: str, body: ScanIn, request: Request,
     item = scan_event(msg, f"api:{caller.role}:{caller.token_id}", service.parser,
                       service.operators)
     if isinstance(item, RawRejection):
-        outcome = await service.dispatcher.process(item)  # recorded, then refused
+        outcome = await process(service.dispatcher, item)  # recorded, then refused
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail={
             "code": outcome.code, "message": outcome.reason, "event_id": outcome.event_id})
     if item is None:

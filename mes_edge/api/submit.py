@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, status
 
-from mes_edge.dispatcher import Dispatcher, Outcome, Status
+from mes_edge.dispatcher import Dispatcher, Outcome, RawRejection, Status
 from mes_edge.domain import Event
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def storage_unavailable(dispatcher: Dispatcher) -> HTTPException:
         headers={"Retry-After": "5"})
 
 
-async def process(dispatcher: Dispatcher, event: Event) -> Outcome:
+async def process(dispatcher: Dispatcher, event: Event | RawRejection) -> Outcome:
     """Submit and wait for the commit; 503 while the storage is away.
 
     A write that arrives during an outage is not queued at all. One already queued when the

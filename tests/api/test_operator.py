@@ -328,6 +328,36 @@ async def test_a_resent_tap_with_the_same_idempotency_key_counts_once(running: R
         assert other.json()["outcome"] == "accepted"
         wo = (await erp.get("/api/v1/work-orders/IK-1")).json()
         assert wo["operations"][0]["good"] == 5
+        # A refused tap resent with its key meets the same refusal, not a "duplicate" success.
+        bad = {"Idempotency-Key": "tap-9c00"}
+        refused = await tablet.post("/api/v1/stations/ASSY-03/report", headers=bad,
+                                    json={"good": 999})
+        resent = await tablet.post("/api/v1/stations/ASSY-03/report", headers=bad,
+                                   json={"good": 999})
+        assert refused.status_code == resent.status_code == 409
+        assert refused.json()["detail"]["code"] == resent.json()["detail"]["code"]
+        assert refused.json()["detail"]["message"] == resent.json()["detail"]["message"]
+        # The scan endpoint honours the key too: a resent scan is the same event.
+        scan = {"Idempotency-Key": "scan-41"}
+        one = await tablet.post("/api/v1/stations/ASSY-03/scan", headers=scan,
+                                json={"code": "??NOPE??"})
+        two = await tablet.post("/api/v1/stations/ASSY-03/scan", headers=scan,
+                                json={"code": "??NOPE??"})
+        assert one.status_code == two.status_code == 422
+        assert one.json()["detail"]["event_id"] == two.json()["detail"]["event_id"]
+    async with running.client("supervisor") as sup:
+        rejected = (await sup.get("/api/v1/rejected-events")).json()
+        eid = one.json()["detail"]["event_id"]
+        assert sum(1 for r in rejected if r["event_id"] == eid) == 1
+        # Refusals show the quantities they carried, and the list pages.
+        [big] = [r for r in rejected if r["reason_code"] == "over_production"]
+        assert big["good"] == 999 and big["work_center"] == "ASSY-03"
+        first_page = await sup.get("/api/v1/rejected-events", params={"limit": 1})
+        assert len(first_page.json()) == 1
+        nxt = first_page.headers["X-Next-Before"]
+        second = (await sup.get("/api/v1/rejected-events",
+                                params={"limit": 1, "before": nxt})).json()
+        assert second and second[0]["id"] < int(nxt)
 
 
 async def test_station_rules_and_refusal_details(sqlite_url: str) -> None:
