@@ -23,6 +23,10 @@ def _setup_logging(verbose: bool) -> None:
     # recovered once (with the reason), so only the libraries' real errors get through.
     for chatty in ("asyncua", "pymodbus"):
         logging.getLogger(chatty).setLevel(logging.ERROR)
+    # Alembic narrates every plugin and migration step at INFO; a token printed once must not
+    # be buried under it. `db upgrade` says where the schema is; -v shows Alembic's lines.
+    if not verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _load(path: str) -> Settings:
@@ -60,7 +64,14 @@ async def _run(settings: Settings) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the service until SIGINT/SIGTERM."""
-    asyncio.run(_run(_load(args.config)))
+    from mes_edge.app.service import StartupError
+
+    settings = _load(args.config)
+    try:
+        asyncio.run(_run(settings))
+    except StartupError as err:  # a second instance, a taken port: one line, no traceback
+        print(f"mes-edge: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

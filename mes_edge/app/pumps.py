@@ -1,35 +1,149 @@
-"""The loops that move data from drivers through rules into the dispatcher."""
+"""The loops that move data from drivers through rules into the dispatcher, and their supervisor.
+
+A device loop is one device's driver and its signal pump, run as one unit. When either fails
+(a batch the rules cannot handle, the dispatcher refusing, the driver's own loop dying), the
+supervisor logs the crash once, shows the loop as down in /readyz, waits a bounded, jittered,
+growing delay and runs it again from the committed counter checkpoints, so nothing a PLC counted
+is lost or counted twice.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterable
+from collections import deque
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from drivers import Signal
+from drivers import Backoff, Driver, Signal
 from drivers.mqtt import InboundItem, ReceivedEvent, ReceivedScan, RejectedMessage
+from drivers.signal import utcnow
+from mes_edge.config.settings import RuleSettings
 from mes_edge.dispatcher import Dispatcher, Outcome, RawRejection
 from mes_edge.rules import ScanParser, SignalRules, StationOperators, scan_event, terminal_event
 
 log = logging.getLogger(__name__)
 
+#: A loop that ran this long before crashing starts again from the initial delay.
+STABLE_AFTER_S = 60.0
+
 
 async def pump_signals(source: AsyncIterable[list[Signal]], rules: SignalRules,
-                       dispatcher: Dispatcher) -> None:
+                       dispatcher: Dispatcher,
+                       pending: deque[asyncio.Future[Outcome]] | None = None) -> None:
     """Device signals -> rules -> dispatcher, in order. Waits when the dispatcher is full.
 
-    A signal the rules cannot handle (a bug, a value no rule foresaw) is logged and skipped:
-    one bad reading must not stop a device's data for good.
+    A batch the rules cannot handle (a bug, a value no rule foresaw) ends the pump with that
+    error: its device loop is restarted from the committed checkpoints, which recovers the counts
+    and state of that batch (skipping it would lose them). `pending` collects, per batch, the
+    future of its last item, so a restart can wait for what is already queued to commit.
     """
     async for batch in source:
-        try:
-            items = rules.on_signals(batch)
-        except Exception:
-            log.exception("rules failed on a batch of %d signals; skipped", len(batch))
-            continue
+        items = rules.on_signals(batch)
         if items:
-            await dispatcher.submit_many(items)
+            futures = await dispatcher.submit_many(items)
+            if pending is not None:
+                while pending and pending[0].done():
+                    pending.popleft()
+                pending.append(futures[-1])
+
+
+@dataclass
+class LoopHealth:
+    """Whether a supervised loop runs, how often it crashed and why (for /readyz)."""
+
+    name: str
+    running: bool = False
+    crashes: int = 0
+    last_error: str | None = None
+    since: datetime = field(default_factory=utcnow)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-friendly view."""
+        return {"running": self.running, "crashes": self.crashes,
+                "last_error": self.last_error, "since": self.since.isoformat()}
+
+
+async def supervise(run: Callable[[], Awaitable[None]], health: LoopHealth,
+                    backoff: Backoff | None = None) -> None:
+    """Run `run()` again and again after crashes, until it returns or the task is cancelled.
+
+    Each crash is logged once (with its traceback: a crash is a bug or a real fault) and the
+    next run waits a growing, jittered delay (1 s .. 60 s by default); a run that lasted
+    STABLE_AFTER_S starts the delays over.
+    """
+    backoff = backoff or Backoff(initial=1.0, maximum=60.0)
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        health.running, health.since = True, utcnow()
+        try:
+            await run()
+        except asyncio.CancelledError:
+            health.running = False
+            raise
+        except Exception as err:
+            if loop.time() - started >= STABLE_AFTER_S:
+                backoff.reset()
+            delay = backoff.next_delay()
+            health.running, health.since = False, utcnow()
+            health.crashes += 1
+            health.last_error = f"{type(err).__name__}: {err}"[:500]
+            log.error("%s crashed (%s); restarting in %.1f s", health.name, health.last_error,
+                      delay, exc_info=err)
+            await asyncio.sleep(delay)
+            continue
+        health.running = False
+        return  # its source ended: the service is stopping
+
+
+class DeviceLoop:
+    """One device's driver and signal pump; `run()` is one life of both (see supervise)."""
+
+    def __init__(self, name: str, make_driver: Callable[[], Driver],
+                 rules: Sequence[RuleSettings], dispatcher: Dispatcher) -> None:
+        self.name = name
+        self.health = LoopHealth(f"device loop {name}")
+        #: The driver of the current run (None before the first).
+        self.driver: Driver | None = None
+        self._make_driver = make_driver
+        self._rules = rules
+        self._dispatcher = dispatcher
+        self._pending: deque[asyncio.Future[Outcome]] = deque()
+
+    async def run(self) -> None:
+        """Start a driver, pump its signals until something fails; always close the driver."""
+        # What the last run queued commits first: the new trackers start from the committed
+        # checkpoints, and a count still in the queue would otherwise be derived twice.
+        pending, self._pending = list(self._pending), deque()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        rules = SignalRules(self._rules, self._dispatcher.checkpoints)
+        driver = self.driver = self._make_driver()
+        await driver.start()
+        pump = asyncio.create_task(pump_signals(driver, rules, self._dispatcher, self._pending),
+                                   name=f"pump:{self.name}")
+        # Driver exposes no public handle on its loop task: a loop that died would otherwise
+        # leave the pump waiting for batches for ever.
+        driver_task: asyncio.Task[None] | None = getattr(driver, "_task", None)
+        watched: set[asyncio.Future[None]] = {pump}
+        if driver_task is not None:
+            watched.add(driver_task)
+        try:
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            if pump.done():
+                pump.result()  # raises why the pump ended
+                raise RuntimeError("the signal pump ended")
+            assert driver_task is not None
+            error = None if driver_task.cancelled() else driver_task.exception()
+            raise RuntimeError(f"the driver loop ended: {error!r}") from error
+        finally:
+            if not pump.done():
+                pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+            await driver.close()
 
 
 class MqttPump:

@@ -1,6 +1,8 @@
 """The composition root: builds the whole edge service from settings, starts and stops it.
 
-Start order: store -> dispatcher -> rules -> device drivers and MQTT -> API.
+Start order: instance lock (SQLite) and the API's listening socket first, so a second instance
+or a taken port fails in one line before anything else ran -> store -> dispatcher -> rules ->
+device loops and MQTT -> API.
 Stop order is the reverse for inputs: the API and drivers stop taking data first, then the
 dispatcher drains and commits everything already queued, then outputs and the store close.
 """
@@ -9,31 +11,125 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import gc
 import logging
+import os
+import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from drivers import Driver
 from drivers.modbus import ModbusDriver
 from drivers.mqtt import MqttInboundDriver, MqttPublisher
 from drivers.opcua import OpcUaDriver
 from mes_edge.app.plant import plant_rules
-from mes_edge.app.pumps import MqttPump, pump_signals
+from mes_edge.app.pumps import DeviceLoop, LoopHealth, MqttPump, supervise
 from mes_edge.app.state_out import CommitPublisher, work_center_view
 from mes_edge.config import Settings
 from mes_edge.config.settings import ModbusDevice
 from mes_edge.dispatcher import Dispatcher
 from mes_edge.erp.order_pull import OrderPuller
 from mes_edge.erp.push import PushWorker
-from mes_edge.rules import ScanParser, SignalRules, StationOperators
+from mes_edge.rules import ScanParser, StationOperators
 from mes_edge.store import Store, feed
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The service cannot start; the message is one line that says why and what to do."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for PostgreSQL and in-memory SQLite)."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database).resolve()
+
+
+class InstanceLock:
+    """An OS lock on `<database>.lock` held for the life of a service on a SQLite file.
+
+    Two services writing one SQLite file would each believe their in-memory WIP is the truth.
+    flock is released by the kernel when the process ends, however it ends (kill -9 too), so a
+    stale lock file never blocks a restart. PostgreSQL needs none: several instances per
+    database are allowed by design (each owns its work centers).
+    """
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self.path = database.with_name(database.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise StartupError naming the database (and the holder's pid)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            by = f" (pid {holder})" if holder.isdigit() else ""
+            raise StartupError(
+                f"another mes-edge instance{by} is running on {self.database}; stop it first "
+                "or give this one its own database.url") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Give the lock back (idempotent); the file stays, empty locks are harmless."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # closing the descriptor releases the flock
+
+    @staticmethod
+    def held(url: str) -> bool:
+        """Whether a running service holds the lock of this SQLite URL (False for others)."""
+        database = sqlite_file(url)
+        if database is None:
+            return False
+        probe = InstanceLock(database)
+        try:
+            probe.acquire()
+        except StartupError:
+            return True
+        except OSError:
+            return False
+        probe.release()
+        return False
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind the API's socket now, so a taken port is one clear error before anything starts."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise StartupError(f"api.host {host!r} cannot be resolved: {err.strerror}") from None
+    family, _, _, _, address = infos[0]
+    try:
+        sock = socket.create_server(address, family=family, backlog=2048)
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"cannot listen on {host}:{port}: the port is already in use (another mes-edge "
+                "or another program); stop it or set api.port") from None
+        raise StartupError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+    sock.setblocking(False)
+    return sock
 
 
 class _QuietServer(uvicorn.Server):
@@ -60,7 +156,9 @@ class EdgeService:
         self.parser = ScanParser(settings.scan_patterns)
         self.store: Store | None = None
         self.dispatcher: Dispatcher | None = None
-        self.drivers: list[Driver] = []
+        #: One per configured device: its driver and pump, restarted together after a crash.
+        self.device_loops: list[DeviceLoop] = []
+        self.mqtt_pump = LoopHealth("MQTT pump")
         self.mqtt_in: MqttInboundDriver | None = None
         self.mqtt_out: MqttPublisher | None = None
         self.push: PushWorker | None = None
@@ -69,6 +167,8 @@ class EdgeService:
         self._api_factory = api_factory
         self._serve_api = serve_api
         self._server: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
+        self._lock: InstanceLock | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._undo: list[Callable[[], None]] = []
         #: Run first by stop(): the API ends its live streams here so uvicorn can shut down.
@@ -78,7 +178,17 @@ class EdgeService:
     async def start(self) -> None:
         """Bring everything up, in dependency order."""
         s = self.settings
-        self.store = await Store.open(s.database.url, migrate=s.database.auto_migrate)
+        database = sqlite_file(s.database.url)
+        if database is not None:
+            self._lock = InstanceLock(database)
+            self._lock.acquire()
+        try:
+            if self._api_factory is not None and self._serve_api:
+                self._socket = listen_socket(s.api.host, s.api.port)
+            self.store = await Store.open(s.database.url, migrate=s.database.auto_migrate)
+        except BaseException:
+            self._release()
+            raise
         every = s.production.confirmation.every_seconds
         self.dispatcher = Dispatcher(
             self.store, self.rules, tick_seconds=min(5.0, every / 2) if every else None
@@ -107,19 +217,18 @@ class EdgeService:
                 self.dispatcher, s.erp.orders_url, token=token, interval=s.erp.orders_poll_seconds
             )
             await self.order_pull.start()
-        signal_rules = SignalRules(s.rules, self.dispatcher.checkpoints)
         for dev in s.devices:
-            driver: Driver = (
-                ModbusDriver(dev) if isinstance(dev, ModbusDevice) else OpcUaDriver(dev)
-            )
-            await driver.start()
-            self.drivers.append(driver)
-            self._spawn(pump_signals(driver, signal_rules, self.dispatcher), f"pump:{dev.name}")
+            def make(dev: Any = dev) -> Driver:
+                return ModbusDriver(dev) if isinstance(dev, ModbusDevice) else OpcUaDriver(dev)
+
+            device = DeviceLoop(dev.name, make, s.rules, self.dispatcher)
+            self.device_loops.append(device)
+            self._spawn(supervise(device.run, device.health), f"device:{dev.name}")
         if s.mqtt is not None:
-            self.mqtt_in = MqttInboundDriver(s.mqtt)
-            await self.mqtt_in.start()
+            inbound = self.mqtt_in = MqttInboundDriver(s.mqtt)
+            await inbound.start()
             pump = MqttPump(self.dispatcher, self.parser, self.operators)
-            self._spawn(pump.run(self.mqtt_in), "pump:mqtt")
+            self._spawn(supervise(lambda: pump.run(inbound), self.mqtt_pump), "pump:mqtt")
         if self._api_factory is not None:
             self.api = self._api_factory(self)
             if self._serve_api:
@@ -132,7 +241,8 @@ class EdgeService:
                     access_log=False,
                 )
                 self._server = _QuietServer(config)
-                self._spawn(self._server.serve(), "api")
+                sockets = [self._socket] if self._socket is not None else None
+                self._spawn(self._server.serve(sockets=sockets), "api")
                 api_task = self._tasks[-1]
                 while not self._server.started:
                     if api_task.done():  # e.g. the port is taken: uvicorn gave up
@@ -149,7 +259,7 @@ class EdgeService:
         log.info(
             "mes-edge %s started: %d devices, MQTT %s, API %s",
             s.site,
-            len(self.drivers),
+            len(self.device_loops),
             "on" if s.mqtt else "off",
             f"http://{s.api.host}:{s.api.port}" if self._server else "off",
         )
@@ -183,8 +293,10 @@ class EdgeService:
             hook()
         if self._server is not None:
             self._server.should_exit = True
-        for driver in self.drivers:
-            await driver.close()
+        devices = [t for t in self._tasks if t.get_name().startswith("device:")]
+        for task in devices:
+            task.cancel()  # each device loop closes its driver on the way out
+        await asyncio.gather(*devices, return_exceptions=True)
         if self.mqtt_in is not None:
             await self.mqtt_in.close()
         if self.order_pull is not None:
@@ -204,7 +316,16 @@ class EdgeService:
             await self.mqtt_out.close()
         if self.store is not None:
             await self.store.close()
+        self._release()
         log.info("mes-edge stopped")
+
+    def _release(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     async def __aenter__(self) -> EdgeService:
         await self.start()
@@ -213,11 +334,35 @@ class EdgeService:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def drivers(self) -> list[Driver]:
+        """The device drivers of the current runs of the device loops."""
+        return [d.driver for d in self.device_loops if d.driver is not None]
+
     def health(self) -> dict[str, Any]:
-        """Driver and MQTT health, for /readyz and the board."""
-        out: dict[str, Any] = {d.name: d.health.as_dict() for d in self.drivers}
+        """Driver and MQTT health, for /readyz and the board (a device's `loop` says whether
+        its driver and pump run, and why they crashed last)."""
+        out: dict[str, Any] = {}
+        for device in self.device_loops:
+            driver = device.driver
+            entry: dict[str, Any] = driver.health.as_dict() if driver is not None else {
+                "name": device.name, "state": "idle"}
+            entry["loop"] = device.health.as_dict()
+            out[device.name] = entry
         if self.mqtt_in is not None:
-            out[self.mqtt_in.name] = self.mqtt_in.health_dict()
+            out[self.mqtt_in.name] = {**self.mqtt_in.health_dict(),
+                                      "loop": self.mqtt_pump.as_dict()}
         if self.mqtt_out is not None:
             out[self.mqtt_out.name] = self.mqtt_out.health_dict()
+        return out
+
+    def problems(self) -> dict[str, str]:
+        """What is down and why, per component (empty when every input and output is up)."""
+        out: dict[str, str] = {}
+        for name, h in self.health().items():
+            loop = h.get("loop")
+            if isinstance(loop, dict) and not loop["running"] and self.started.is_set():
+                out[name] = f"{loop['last_error'] or 'loop not running'} (restarting)"
+            elif h.get("state") != "connected":
+                out[name] = f"{h.get('state')}: {h.get('last_error') or 'not connected yet'}"
         return out
