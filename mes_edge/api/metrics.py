@@ -74,6 +74,15 @@ class ServiceCollector(Collector):
             yield open_units
             yield resolved
             yield over
+        push = getattr(self.service, "push", None)
+        if push is not None:
+            pushed = CounterMetricFamily("mes_edge_erp_push",
+                                         "Confirmations pushed to the ERP, by outcome",
+                                         labels=["outcome"])
+            pushed.add_metric(["delivered"], push.delivered)
+            pushed.add_metric(["retried"], push.failures)
+            pushed.add_metric(["refused"], push.refused)
+            yield pushed
         up = GaugeMetricFamily("mes_edge_driver_connected", "1 when the link is up",
                                labels=["driver"])
         for name, h in self.service.health().items():

@@ -7,10 +7,11 @@ All elements are in the namespace ``http://www.mesa.org/xml/B2MML``; paths below
 Schema
 ------
 Documents are validated against the official V0700 XSD files (B2MML-OperationsSchedule.xsd
-in, B2MML-OperationsPerformance.xsd out), compiled once per process. The folder is
-``$MES_B2MML_XSD_DIR`` or else the first ``shared/b2mml-v0700`` found walking up from this
-file. Without it, `schema_available()` is False, a warning is logged once and documents get
-the structural checks below only. Input is parsed safely: at most 5 MiB, no DOCTYPE/DTD, no
+in, B2MML-OperationsPerformance.xsd out), compiled once per process. The XSD files ship in
+the package (``mes_edge/erp/b2mml_xsd``, with MESA's LICENSE and NOTICE), so an installed
+service always validates. ``$MES_B2MML_XSD_DIR`` may point at another copy; a folder without
+the files is ignored with a warning. Only a broken installation without package data falls
+back to the structural checks below (with a warning). Input is parsed safely: at most 5 MiB, no DOCTYPE/DTD, no
 entity expansion, no network, no huge-tree mode.
 
 Errors: `B2mmlError.problems` is a list of `B2mmlProblem(location, message, line)`; location is
