@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import desc, select
 
+from mes_edge.api.confirmations import delivery_out
 from mes_edge.api.deps import ServiceDep, SupervisorDep
 from mes_edge.api.operator import (
     StationItemOut,
@@ -21,9 +22,9 @@ from mes_edge.api.operator import (
     queue_of,
     unassigned_of,
 )
-from mes_edge.api.schemas import DowntimeOut
+from mes_edge.api.schemas import DeliveryOut, DowntimeOut
 from mes_edge.domain import MemoryState, OperationStatus
-from mes_edge.store import Store
+from mes_edge.store import Store, feed
 from mes_edge.store.tables import rejected_events
 
 router = APIRouter(prefix="/api/v1", tags=["supervisor board"])
@@ -109,6 +110,9 @@ class BoardOut(BaseModel):
     late: list[AttentionOut]
     stalled: list[AttentionOut]
     rejected: list[RejectedOut]
+    delivery_errors: list[DeliveryOut] = Field(
+        default_factory=list, description="confirmations the ERP refused, waiting for a "
+        "supervisor to retry or skip them (push mode)")
 
 
 def _late(items: list[StationItemOut], now: datetime) -> list[AttentionOut]:
@@ -196,7 +200,9 @@ async def board(
         generated_at=now, stalled_minutes=stalled_minutes,
         work_centers=await _tiles(request, state), wip=items, late=_late(items, now),
         stalled=_stalled(items, now, stalled_minutes),
-        rejected=await latest_rejections(service.store, rejected_limit))
+        rejected=await latest_rejections(service.store, rejected_limit),
+        delivery_errors=[delivery_out(r) for r in await feed.deliveries(
+            service.store, state="error", limit=50)])
 
 
 @router.get("/rejected-events", response_model=list[RejectedOut])

@@ -111,10 +111,46 @@ function renderUnassigned(b) {
                       onclick: () => openUnassigned(w, "write-off") }, T.write_off)))));
 }
 
+// -- confirmations the ERP refused (push mode): a supervisor retries or skips each -----------
+async function resolveDelivery(d, verb) {
+  let body = {};
+  if (verb === "skip") {
+    const reason = window.prompt(T.skip_reason);
+    if (!reason) return;
+    body = { reason };
+  }
+  try {
+    await api("POST", "/api/v1/confirmations/" + encodeURIComponent(d.confirmation_id) + "/"
+              + verb, body);
+  } catch (err) {
+    const t = $("toast");
+    t.textContent = refusalText(err);
+    t.hidden = false;
+    setTimeout(() => { t.hidden = true; }, 6000);
+  }
+  refresh();
+}
+
+function renderDeliveries(b) {
+  const errors = b.delivery_errors || [];
+  $("delivery-section").hidden = errors.length === 0;
+  $("delivery-errors").replaceChildren(...errors.map((d) => el("li", { "data-id": d.confirmation_id },
+    el("span", { class: "code" }, String(d.http_status || "error")),
+    d.order_id + " / " + d.operation + " · " + d.work_center + " · " + fmtNum(d["yield"] ?? d.yield_qty) + " "
+      + T.good,
+    el("div", { class: "muted" }, d.message || ""),
+    el("div", { class: "ua-actions" },
+       el("button", { class: "btn neutral small", type: "button", "data-verb": "retry",
+                      onclick: () => resolveDelivery(d, "retry") }, T.retry),
+       el("button", { class: "btn ghost small", type: "button", "data-verb": "skip",
+                      onclick: () => resolveDelivery(d, "skip") }, T.skip)))));
+}
+
 function render(b) {
   board = b;
   $("updated").textContent = fmtTime(b.generated_at);
   renderUnassigned(b);
+  renderDeliveries(b);
   $("tiles").replaceChildren(...b.work_centers.map(tile));
   const late = new Set(b.late.map((a) => a.order_id + "/" + a.op_no));
   $("wip").replaceChildren(...b.wip.map((i) => el("tr",
