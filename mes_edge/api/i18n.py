@@ -103,6 +103,10 @@ _TABLET: dict[str, dict[str, str]] = {
         "ran. A supervisor assigns it to an operation or writes it off.",
         "over_produced": "Over plan", "beyond_handover": "Beyond handover",
         "assign": "Assign", "write_off": "Write off", "unassigned_none": "Nothing unassigned",
+        "delivery_errors": "Refused by the ERP", "delivery_hint": "The ERP refused these "
+        "confirmations; later ones of the same order wait. Fix the cause, then retry, or skip "
+        "one that was booked by hand.", "retry": "Retry", "skip": "Skip",
+        "skip_reason": "Why skip it (e.g. booked by hand)?",
         "flags": "Flags", "rework": "Rework", "reason_text": "Reason (text)",
         "action_start": "Start", "action_pause": "Pause", "action_resume": "Resume",
         "action_complete": "Complete", "action_report": "Report",
@@ -165,6 +169,9 @@ _TABLET: dict[str, dict[str, str]] = {
         "unassigned_hint": "无工序运行时设备计数的产量。由主管分配到工序或核销。",
         "over_produced": "超计划", "beyond_handover": "超出上道转交",
         "assign": "分配", "write_off": "核销", "unassigned_none": "无未分配产量",
+        "delivery_errors": "ERP 拒收", "delivery_hint": "ERP 拒收了这些报工；同一工单后续报工将等待。"
+        "排除原因后重试，或跳过已手工入账的报工。", "retry": "重试", "skip": "跳过",
+        "skip_reason": "跳过原因（例如已手工入账）？",
         "flags": "标记", "rework": "返工", "reason_text": "原因（文字）",
         "action_start": "开始", "action_pause": "暂停", "action_resume": "继续",
         "action_complete": "完工", "action_report": "报工",
