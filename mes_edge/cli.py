@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from mes_edge.config import ConfigError, Settings, load_settings
 
@@ -144,10 +145,12 @@ def cmd_token(args: argparse.Namespace) -> int:
                 print(token)
                 return 0
             if args.token_command == "list":
+                print(f"{'TOKEN ID':{_ID_WIDTH}}  {'ROLE':10} {'STATE':8} {'WORK CENTERS':20} NAME")
                 for t in await list_tokens(store):
                     state = "revoked" if t["revoked"] else "active"
                     wcs = ",".join(t["work_centers"]) or "-"  # type: ignore[arg-type]
-                    print(f"{t['token_id']}  {t['role']:10} {state:8} {wcs:20} {t['name']}")
+                    print(f"{t['token_id']:{_ID_WIDTH}}  {t['role']:10} {state:8} {wcs:20} "
+                          f"{t['name']}")
                 return 0
             return 0 if await revoke_token(store, args.token_id) else 1
         finally:
@@ -212,64 +215,95 @@ def cmd_sim(args: argparse.Namespace, rest: list[str]) -> int:
     return int(result or 0)
 
 
+#: Width of the token id column of `token list` (ids are `mes_` and 12 characters).
+_ID_WIDTH = 16
+_SIMULATORS = ["modbus", "opcua", "scanner", "erp"]
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Help that shows each option's default (required options and flags have none to show)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.required or action.default in (None, [], False, argparse.SUPPRESS)
+                or "default" in text):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used for --help)."""
-    p = argparse.ArgumentParser(prog="mes-edge", description="Shop-floor MES edge service.")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="mes-edge", description="Shop-floor MES edge service.",
+                                formatter_class=_Formatter)
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="debug logging (also Alembic's and the protocol libraries' lines)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the service with a plant file")
-    run.add_argument("--config", required=True, help="plant YAML file")
+    def command(parent: Any, name: str, text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = parent.add_parser(
+            name, help=text, description=text, formatter_class=_Formatter)
+        return parser
+
+    def config_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--config", required=True, metavar="FILE",
+                            help="plant YAML file (reference: docs/config.md)")
+
+    run = command(sub, "run", "run the service with a plant file")
+    config_option(run)
     run.set_defaults(func=cmd_run)
 
-    check = sub.add_parser("check-config", help="validate a plant file")
-    check.add_argument("file")
+    check = command(sub, "check-config", "validate a plant file and summarise it")
+    check.add_argument("file", help="plant YAML file")
     check.set_defaults(func=cmd_check_config)
 
-    db = sub.add_parser("db", help="database schema and event log")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
-    up = db_sub.add_parser("upgrade", help="migrate the schema (Alembic)")
-    up.add_argument("--config", required=True)
-    up.add_argument("--revision", default="head")
-    ver = db_sub.add_parser("verify", help="replay the event log and compare with stored WIP")
-    ver.add_argument("--config", required=True)
+    db = command(sub, "db", "database schema and event log")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    up = command(db_sub, "upgrade", "migrate the schema (Alembic)")
+    config_option(up)
+    up.add_argument("--revision", default="head", help="Alembic revision to migrate to")
+    ver = command(db_sub, "verify", "replay the event log and compare with stored WIP")
+    config_option(ver)
     db.set_defaults(func=cmd_db)
 
-    token = sub.add_parser("token", help="API tokens (shown once, stored hashed)")
-    token_sub = token.add_subparsers(dest="token_command", required=True)
-    create = token_sub.add_parser("create", help="create a token and print it")
-    create.add_argument("--config", required=True)
-    create.add_argument("--role", required=True, choices=["operator", "supervisor", "erp", "admin"])
-    create.add_argument("--name", default=None)
+    token = command(sub, "token", "API tokens (shown once, stored hashed)")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
+    create = command(token_sub, "create", "create a token and print it (once)")
+    config_option(create)
+    create.add_argument("--role", required=True, choices=["operator", "supervisor", "erp", "admin"],
+                        help="what the token may do")
+    create.add_argument("--name", default=None,
+                        help="a label for `token list` (default: '<role> token')")
     create.add_argument(
         "--work-center",
         action="append",
         default=[],
         help="work center an operator token may act on (repeat)",
     )
-    listing = token_sub.add_parser("list", help="list tokens (ids, roles; never secrets)")
-    listing.add_argument("--config", required=True)
-    revoke = token_sub.add_parser("revoke", help="revoke a token by its id (mes_<id>_...)")
-    revoke.add_argument("--config", required=True)
-    revoke.add_argument("token_id")
+    listing = command(token_sub, "list", "list tokens (ids, roles; never secrets)")
+    config_option(listing)
+    revoke = command(token_sub, "revoke", "revoke a token by its id (mes_<id>_...)")
+    config_option(revoke)
+    revoke.add_argument("token_id", help="the id shown by `token list`")
     token.set_defaults(func=cmd_token)
 
-    operator = sub.add_parser("operator", help="operators who sign in at stations")
-    op_sub = operator.add_subparsers(dest="operator_command", required=True)
-    add = op_sub.add_parser("add", help="create or change an operator")
-    add.add_argument("--config", required=True)
+    operator = command(sub, "operator", "operators who sign in at stations")
+    op_sub = operator.add_subparsers(dest="operator_command", required=True, metavar="COMMAND")
+    add = command(op_sub, "add", "create or change an operator")
+    config_option(add)
     add.add_argument("--badge", required=True, help="badge code (what the scanner reads)")
-    add.add_argument("--name", required=True)
-    add.add_argument("--pin-env", default=None,
+    add.add_argument("--name", required=True, help="the operator's name as shown on tablets")
+    add.add_argument("--pin-env", default=None, metavar="VAR",
                      help="environment variable holding the PIN (never on the command line)")
     add.add_argument("--work-center", action="append", default=[],
                      help="work center the operator may sign in at (repeat; none = all)")
     operator.set_defaults(func=cmd_operator)
 
-    demo = sub.add_parser("demo", help="run the virtual factory")
-    demo.add_argument("--config", default=None, help="plant file (default: the embedded demo)")
-    demo.add_argument("--data-dir", default="mes-edge-data")
-    demo.add_argument("--port", type=int, default=8000)
+    demo = command(sub, "demo", "run the virtual factory")
+    demo.add_argument("--config", default=None, metavar="FILE",
+                      help="plant file (default: the embedded demo)")
+    demo.add_argument("--data-dir", default="mes-edge-data",
+                      help="where the demo keeps its database and plant file")
+    demo.add_argument("--port", type=int, default=8000, help="HTTP port of the service")
     demo.add_argument(
         "--mqtt-url", default=None, help="use this broker instead of the built-in one"
     )
@@ -277,10 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration",
         type=float,
         default=None,
-        help="run this many seconds, then drain and reconcile",
+        help="run this many seconds, then drain and reconcile (default: until Ctrl-C)",
     )
     demo.add_argument("--speed", type=float, default=1.0, help="simulated time factor")
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the virtual factory")
     demo.add_argument("--orders", type=int, default=4, help="work orders the ERP releases")
     demo.add_argument("--quantity", type=int, default=20, help="quantity of each order")
     demo.add_argument(
@@ -291,22 +325,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    sim = sub.add_parser("sim", help="run one simulator (arguments after the name go to it)")
-    sim.add_argument("simulator", choices=["modbus", "opcua", "scanner", "erp"])
+    sim = command(sub, "sim", "run one simulator; `mes-edge sim NAME --help` shows its options")
+    sim.add_argument("simulator", choices=_SIMULATORS,
+                     help="which simulator; the arguments after it are its own")
     sim.set_defaults(func=None)
     return p
+
+
+def _sim_at(argv: list[str]) -> int | None:
+    """Index of the `sim` command in argv (after global options), or None."""
+    for i, arg in enumerate(argv):
+        if arg == "sim":
+            return i
+        if arg not in ("-v", "--verbose"):
+            return None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv[:1] == ["sim"] or (
-        len(argv) > 1 and argv[0] in ("-v", "--verbose") and argv[1] == "sim"
-    ):
-        args, rest = parser.parse_known_args(argv)
+    at = _sim_at(argv)
+    if at is not None and len(argv) > at + 1 and argv[at + 1] in _SIMULATORS:
+        # Everything after the simulator's name is the simulator's, --help included.
+        args = parser.parse_args(argv[: at + 2])
         _setup_logging(args.verbose)
-        return cmd_sim(args, rest)
+        return cmd_sim(args, argv[at + 2:])
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     return int(args.func(args) or 0)

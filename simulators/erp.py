@@ -447,15 +447,19 @@ async def _main(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the ERP simulator against a MES."""
-    p = argparse.ArgumentParser(prog="mes-edge sim erp", description=__doc__.split("\n")[0])
-    p.add_argument("--mes-url", default="http://127.0.0.1:8000")
+    p = argparse.ArgumentParser(prog="mes-edge sim erp", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--mes-url", default="http://127.0.0.1:8000", help="base URL of the MES")
     p.add_argument("--token", default=None, help="erp token (or MES_ERP_TOKEN)")
-    p.add_argument("--mode", choices=["pull", "push"], default="pull")
-    p.add_argument("--port", type=int, default=0, help="push receiver port")
+    p.add_argument("--mode", choices=["pull", "push"], default="pull",
+                   help="read the confirmation feed, or receive pushed confirmations")
+    p.add_argument("--port", type=int, default=0, help="push receiver port (0: a free one)")
     p.add_argument("--orders", type=int, default=0, help="orders to release at start")
-    p.add_argument("--quantity", type=int, default=50)
-    p.add_argument("--route", default="PRESS-01,CNC-02,ASSY-03")
-    p.add_argument("--report-every", type=float, default=5.0)
+    p.add_argument("--quantity", type=int, default=50, help="quantity of each released order")
+    p.add_argument("--route", default="PRESS-01,CNC-02,ASSY-03",
+                   help="work centers of the operations, in order (comma-separated)")
+    p.add_argument("--report-every", type=float, default=5.0,
+                   help="seconds between progress lines")
     p.add_argument("--scenario", default=None, help="YAML/JSON planner script (see load_scenario)")
     args = p.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):

@@ -368,18 +368,22 @@ def load_scenario(path: str | Path) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator until SIGINT/SIGTERM."""
-    parser = argparse.ArgumentParser(prog="modbus-plc", description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5020)
-    parser.add_argument("--scenario", help="YAML or JSON scenario file")
+    parser = argparse.ArgumentParser(prog="mes-edge sim modbus", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=5020, help="Modbus TCP port to listen on")
+    parser.add_argument("--scenario", help="YAML or JSON scenario file of timed steps")
     parser.add_argument("--cycle-time", type=float, default=1.0, help="seconds per part")
-    parser.add_argument("--counter-type", default="uint32", choices=sorted(_COUNTER_WORDS))
-    parser.add_argument("--stop-probability", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--counter-type", default="uint32", choices=sorted(_COUNTER_WORDS),
+                        help="width of the part counters (uint16 wraps at 65535)")
+    parser.add_argument("--stop-probability", type=float, default=0.0,
+                        help="chance per cycle that the machine stops with a fault")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (scrap, stops)")
     parser.add_argument("--size", type=int, default=2000, help="addresses per table")
     parser.add_argument("--units", default="1", help="comma-separated unit ids")
     parser.add_argument("--churn", metavar="START:COUNT:FRACTION",
-                        help="bump a fraction of these holding registers every 100 ms")
+                        help="bump a fraction of these holding registers every 100 ms "
+                        "(a load test for pollers)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     machine = Machine(cycle_time=args.cycle_time, counter_type=args.counter_type,

@@ -389,23 +389,30 @@ def _load_scenario(path: Path) -> list[dict[str, Any]]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options of the simulator."""
-    p = argparse.ArgumentParser(prog="opcua-plc", description="Simulated machine PLC over OPC UA.")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=4840)
+    p = argparse.ArgumentParser(prog="mes-edge sim opcua",
+                                description="Simulated machine PLC over OPC UA.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=4840, help="OPC UA (opc.tcp) port to listen on")
     p.add_argument("--scenario", type=Path, help="YAML or JSON file of scripted steps")
     p.add_argument("--cycle-time", type=float, default=1.0, help="seconds per part; 0 = no parts")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--counter-type", choices=["UInt16", "UInt32"], default="UInt32")
-    p.add_argument("--scrap-rate", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (scrap, stops)")
+    p.add_argument("--counter-type", choices=["UInt16", "UInt32"], default="UInt32",
+                   help="data type of GoodCount and ScrapCount")
+    p.add_argument("--scrap-rate", type=float, default=0.0, help="fraction of parts scrapped")
     p.add_argument("--stop-probability", type=float, default=0.0, help="per cycle")
-    p.add_argument("--security", action="append", choices=list(SECURITY_CHOICES))
-    p.add_argument("--certificate", type=Path)
-    p.add_argument("--private-key", type=Path)
+    p.add_argument("--security", action="append", choices=list(SECURITY_CHOICES),
+                   help="security policy/mode to offer (repeat; default: None only)")
+    p.add_argument("--certificate", type=Path, help="server certificate (DER or PEM)")
+    p.add_argument("--private-key", type=Path, help="private key of the server certificate")
     p.add_argument("--trust", type=Path, action="append", help="trusted client certificate")
     p.add_argument("--user", action="append", help="USER:PASSWORD; disables anonymous access")
-    p.add_argument("--extra-variables", type=int, default=0)
-    p.add_argument("--extra-interval", type=float, default=0.1)
-    p.add_argument("--no-subscriptions", action="store_true")
+    p.add_argument("--extra-variables", type=int, default=0,
+                   help="extra UInt32 variables under Bench (a load test)")
+    p.add_argument("--extra-interval", type=float, default=0.1,
+                   help="seconds between rewrites of the extra variables")
+    p.add_argument("--no-subscriptions", action="store_true",
+                   help="refuse subscriptions (clients must poll)")
     return p
 
 

@@ -220,11 +220,14 @@ async def _amain(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry: publish a scenario and/or scans, then exit."""
-    parser = argparse.ArgumentParser(description="MQTT scanner/terminal simulator")
-    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883")
-    parser.add_argument("--site", required=True)
-    parser.add_argument("--work-center", required=True)
-    parser.add_argument("--scanner", default="SC-1")
+    parser = argparse.ArgumentParser(prog="mes-edge sim scanner",
+                                     description="MQTT scanner/terminal simulator",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="MQTT broker URL")
+    parser.add_argument("--site", required=True, help="the <site> level of the topics")
+    parser.add_argument("--work-center", required=True,
+                        help="the <work_center> level of the topics")
+    parser.add_argument("--scanner", default="SC-1", help="scanner id sent with each scan")
     parser.add_argument("--scenario", help="JSON or YAML file with a list of steps")
     parser.add_argument("--scan", action="append", help="a code to scan (repeatable)")
     args = parser.parse_args(argv)

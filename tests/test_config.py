@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 import os
+import re
 import subprocess
 import sys
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
-from mes_edge.config import ConfigError, load_settings, parse_settings
+from mes_edge.config import ConfigError, Settings, load_settings, parse_settings
+from mes_edge.config.loader import _models_in
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {"site": "s1", "work_centers": [{"id": "PRESS-01", "counting": "machine"}]}
@@ -114,3 +122,99 @@ def test_cli_db_upgrade_verify_and_token(tmp_path: Path) -> None:
     bad = cli("operator", "add", "--config", str(plant), "--badge", "B-9", "--name", "Ann",
               "--work-center", "NOPE")
     assert bad.returncode == 2
+
+
+def test_an_unknown_key_close_to_a_known_one_gets_a_did_you_mean() -> None:
+    msg = error_of({**BASE, "databse": {"url": "x"}, "api": {"prot": 8000},
+                    "work_centers": [{"id": "A", "countng": "machine"}],
+                    "devices": [{"name": "p", "driver": "modbus", "host": "h", "tags": [
+                        {"name": "t", "adress": 1, "address": 1}], "pol_groups": {}},
+                                {"name": "o", "driver": "opcua", "endpoint": "opc.tcp://h:1",
+                                 "tags": [{"name": "t", "node": "ns=2;i=1"}],
+                                 "watchdog_intervall": 1}],
+                    "zzz": 1})
+    lines = msg.splitlines()[1:]
+    assert "databse: Extra inputs are not permitted; did you mean 'database'?" in lines
+    assert "api.prot: Extra inputs are not permitted; did you mean 'port'? (got: 8000)" in lines
+    assert ("work_centers[0].countng: Extra inputs are not permitted; did you mean 'counting'? "
+            "(got: 'machine')") in lines
+    assert ("devices[0].tags[0].adress: Extra inputs are not permitted; did you mean 'address'? "
+            "(got: 1)") in lines
+    # The right device type's keys: Modbus's poll_groups, OPC UA's watchdog_interval.
+    assert any(x.startswith("devices[0].pol_groups: Extra inputs are not permitted; did you "
+                            "mean 'poll_groups'?") for x in lines), lines
+    assert ("devices[1].watchdog_intervall: Extra inputs are not permitted; did you mean "
+            "'watchdog_interval'? (got: 1)") in lines
+    assert "zzz: Extra inputs are not permitted (got: 1)" in lines  # nothing close: no guess
+
+
+# ---- docs/config.md is the complete reference and cannot go stale ------------------------------
+
+def _has(annotation: Any, origin: Any) -> bool:
+    o = typing.get_origin(annotation)
+    if o is origin:
+        return True
+    if o in (typing.Union, types.UnionType, typing.Annotated):
+        return any(_has(a, origin) for a in typing.get_args(annotation))
+    return False
+
+
+def _key_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Every key of the plant file as documented: `a.b`, `list[].key`, Modbus and OPC UA devices
+    under the same `devices[].` prefix."""
+    paths: set[str] = set()
+    for name, field in model.model_fields.items():
+        path = prefix + name
+        paths.add(path)
+        for sub in _models_in(field.annotation):
+            inner = "[]." if _has(field.annotation, list) else "."
+            if _has(field.annotation, dict):
+                continue  # maps of names to values (poll_groups, text) are documented whole
+            paths |= _key_paths(sub, path + inner)
+    return paths
+
+
+DOC = ROOT / "docs" / "config.md"
+
+
+def test_docs_config_md_lists_every_key_of_the_plant_file() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `([^`]+)` \|", text, re.M))
+    keys = _key_paths(Settings)
+    assert sorted(keys - documented) == [], "keys missing from docs/config.md"
+    assert sorted(documented - keys) == [], "docs/config.md documents keys that do not exist"
+
+
+def test_docs_config_md_states_the_defaults_of_plain_values() -> None:
+    """Each scalar default of the models appears in its row (as written in YAML)."""
+    rows: dict[str, list[str]] = {}
+    for key, cell in re.findall(r"^\| `([^`]+)` \| ([^|]*) \|", DOC.read_text(encoding="utf-8"),
+                                re.M):
+        rows.setdefault(key, []).append(cell)  # Modbus and OPC UA share `devices[].` keys
+
+    def check(model: type[BaseModel], prefix: str = "") -> None:
+        for name, field in model.model_fields.items():
+            path = prefix + name
+            for sub in _models_in(field.annotation):
+                if not _has(field.annotation, dict):
+                    check(sub, path + ("[]." if _has(field.annotation, list) else "."))
+            default = field.default
+            if isinstance(default, enum.Enum):
+                default = default.value
+            if not isinstance(default, bool | int | float | str):
+                continue
+            documented = []
+            for cell in rows[path]:
+                shown = re.match(r"`([^`]*)`", cell.strip())
+                if shown is not None:
+                    value = yaml.safe_load(shown.group(1)) if shown.group(1) else ""
+                    # `5` documents the string '5' too
+                    documented.append(str(value) if isinstance(default, str) else value)
+            assert default in documented, f"{path}: default {default!r}, documented {rows[path]}"
+
+    check(Settings)
+
+
+def test_the_demo_plant_and_the_code_point_at_documents_that_exist() -> None:
+    demo = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
+    assert "docs/config.md" in demo and DOC.exists()

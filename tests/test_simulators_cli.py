@@ -35,12 +35,30 @@ def test_simulator_command_lines_serve_and_stop(sim: str, tmp_path: Path) -> Non
     assert "Traceback" not in out, out
 
 
-@pytest.mark.parametrize("sim", ["modbus", "opcua", "scanner", "erp"])
+#: Options only each simulator has (the generic `mes-edge sim` help has none of them).
+SIM_OPTIONS = {
+    "modbus": ["--cycle-time", "--counter-type", "--units", "--churn", "--scenario"],
+    "opcua": ["--cycle-time", "--security", "--trust", "--user", "--no-subscriptions"],
+    "scanner": ["--broker", "--site", "--work-center", "--scanner", "--scan"],
+    "erp": ["--mes-url", "--token", "--mode", "--route", "--report-every"],
+}
+
+
+@pytest.mark.parametrize("sim", sorted(SIM_OPTIONS))
 def test_simulator_help(sim: str) -> None:
+    """`mes-edge sim NAME --help` prints that simulator's own options, with their defaults."""
     res = subprocess.run([sys.executable, "-m", "mes_edge.cli", "sim", sim, "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert res.returncode == 0 and "--" in res.stdout
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"usage: mes-edge sim {sim} ")
+    for option in SIM_OPTIONS[sim]:
+        assert option in res.stdout, f"{option} missing from:\n{res.stdout}"
+    assert "(default: " in res.stdout
+    generic = subprocess.run([sys.executable, "-m", "mes_edge.cli", "sim", "--help"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert generic.returncode == 0 and SIM_OPTIONS[sim][0] not in generic.stdout
 
 
 @pytest.mark.timeout(120)

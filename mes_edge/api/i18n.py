@@ -38,8 +38,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "status": "Status", "work_center": "Work center", "finish": "Projected finish",
         "when": "When", "source": "Source", "in_queue": "in queue",
         "connect_title": "Connect this tablet", "token": "Access token",
-        "token_help": "Paste the station token once. It is kept on this tablet as a secure "
-                      "cookie and never shown again.",
+        "token_help": "Paste the station token once; it is not shown again.",
+        "token_kept_https": "This tablet keeps it in a cookie that page scripts cannot read and "
+                            "that is sent only to this server, only over HTTPS.",
+        "token_kept_http": "This tablet keeps it in a cookie that page scripts cannot read. "
+                           "This connection is plain HTTP: the token crosses the network "
+                           "unencrypted, so use HTTPS on any network you do not trust.",
         "connect": "Connect", "invalid_token": "This token is not valid or was revoked.",
         "erp_no_ui": "ERP tokens cannot be used on a tablet.",
         "forbidden": "This tablet may not open this page.", "disconnect": "Disconnect tablet",
@@ -75,7 +79,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "status": "状态", "work_center": "工作中心", "finish": "预计完成",
         "when": "时间", "source": "来源", "in_queue": "排队中",
         "connect_title": "连接此平板", "token": "访问令牌",
-        "token_help": "请粘贴一次工位令牌。它将作为安全 Cookie 保存在此平板上，不会再次显示。",
+        "token_help": "请粘贴一次工位令牌，之后不会再次显示。",
+        "token_kept_https": "此平板将令牌保存在网页脚本无法读取的 Cookie 中，"
+                            "仅通过 HTTPS 发送给本服务器。",
+        "token_kept_http": "此平板将令牌保存在网页脚本无法读取的 Cookie 中。当前连接是未加密的 "
+                           "HTTP：令牌在网络上以明文传输，在不可信的网络中请使用 HTTPS。",
         "connect": "连接", "invalid_token": "令牌无效或已被吊销。",
         "erp_no_ui": "ERP 令牌不能用于平板。",
         "forbidden": "此平板无权打开该页面。", "disconnect": "断开此平板",
