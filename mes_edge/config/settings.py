@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from drivers.modbus.config import ModbusDeviceConfig
 from drivers.mqtt.config import MqttConfig
 from drivers.opcua.config import OpcUaDeviceConfig
+from mes_edge.config.calendar import CalendarSettings, check_work_center_calendars
 from mes_edge.domain import CountingSource, MachineState
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
@@ -91,6 +92,9 @@ class ProductionSettings(Strict):
         "other, or hold them until a supervisor releases them",
     )
     unassigned: UnassignedSettings = Field(default_factory=lambda: UnassignedSettings())
+    oee_mode: Literal["iso", "tpm"] = Field(
+        "iso", description="iso: setup and micro-stops are availability losses (ISO 22400-2); "
+        "tpm: micro-stops are performance losses")
 
 
 class UnassignedSettings(Strict):
@@ -111,6 +115,7 @@ class WorkCenterSettings(Strict):
         60.0, ge=0, description="stops shorter than this are micro-stops: no reason is asked")
     scrap_reasons: list[str] | None = Field(
         None, description="codes of production.scrap_reasons offered here (default: all)")
+    calendar: Name | None = Field(None, description="name of a shift calendar in `calendars`")
 
 
 class ModbusDevice(ModbusDeviceConfig):
@@ -275,6 +280,8 @@ class Settings(BaseSettings):
     devices: list[Device] = Field(default_factory=list)
     rules: list[RuleSettings] = Field(default_factory=list)
     scan_patterns: list[ScanPattern] = Field(default_factory=lambda: list(DEFAULT_SCAN_PATTERNS))
+    calendars: dict[Name, CalendarSettings] = Field(
+        default_factory=dict, description="shift calendars by name (see docs/config.md)")
 
     @classmethod
     def settings_customise_sources(
@@ -327,6 +334,7 @@ class Settings(BaseSettings):
                 if isinstance(ref, CounterRule):
                     _resolve_counter_bits(f"rules[{i}].{where}", ref, tags[ref.device][ref.tag])
         _work_center_reasons(self)
+        check_work_center_calendars(self.calendars, [w.calendar for w in self.work_centers])
         return self
 
 
