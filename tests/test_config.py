@@ -167,9 +167,8 @@ def _key_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
         path = prefix + name
         paths.add(path)
         for sub in _models_in(field.annotation):
-            inner = "[]." if _has(field.annotation, list) else "."
-            if _has(field.annotation, dict):
-                continue  # maps of names to values (poll_groups, text) are documented whole
+            inner = ("[]." if _has(field.annotation, list)
+                     else ".<name>." if _has(field.annotation, dict) else ".")
             paths |= _key_paths(sub, path + inner)
     return paths
 
@@ -196,8 +195,8 @@ def test_docs_config_md_states_the_defaults_of_plain_values() -> None:
         for name, field in model.model_fields.items():
             path = prefix + name
             for sub in _models_in(field.annotation):
-                if not _has(field.annotation, dict):
-                    check(sub, path + ("[]." if _has(field.annotation, list) else "."))
+                check(sub, path + ("[]." if _has(field.annotation, list)
+                                   else ".<name>." if _has(field.annotation, dict) else "."))
             default = field.default
             if isinstance(default, enum.Enum):
                 default = default.value
