@@ -189,9 +189,19 @@ class EdgeService:
         except BaseException:
             self._release()
             raise
+        try:
+            await self._start_on(self.store)
+        except BaseException:
+            # Whatever came up goes down again, and the lock and the socket are given back.
+            with contextlib.suppress(Exception):
+                await self.stop()
+            raise
+
+    async def _start_on(self, store: Store) -> None:
+        s = self.settings
         every = s.production.confirmation.every_seconds
         self.dispatcher = Dispatcher(
-            self.store, self.rules, tick_seconds=min(5.0, every / 2) if every else None
+            store, self.rules, tick_seconds=min(5.0, every / 2) if every else None
         )
         await self.dispatcher.start()
         if s.mqtt is not None:
@@ -208,7 +218,7 @@ class EdgeService:
                 )
         if s.erp.mode == "push" and s.erp.push_url:
             token = s.erp.push_token.get_secret_value() if s.erp.push_token else None
-            self.push = PushWorker(self.store, s.erp.push_url, token=token)
+            self.push = PushWorker(store, s.erp.push_url, token=token)
             self._undo.append(self.dispatcher.subscribe(self.push.on_commit))
             await self.push.start()
         if s.erp.orders_url:
@@ -245,9 +255,9 @@ class EdgeService:
                 self._spawn(self._server.serve(sockets=sockets), "api")
                 api_task = self._tasks[-1]
                 while not self._server.started:
-                    if api_task.done():  # e.g. the port is taken: uvicorn gave up
-                        await self.stop()
-                        raise RuntimeError(f"the API could not listen on {s.api.host}:{s.api.port}")
+                    if api_task.done():  # uvicorn gave up (start() stops what came up)
+                        raise StartupError(f"the API could not start on {s.api.host}:"
+                                           f"{s.api.port}; see the log above")
                     await asyncio.sleep(0.02)
         self._spawn(self._retention_loop(), "retention")
         # Everything built so far (modules, config, driver plans, the loaded WIP) lives as long
