@@ -299,30 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     operator.set_defaults(func=cmd_operator)
 
     demo = command(sub, "demo", "run the virtual factory")
-    demo.add_argument("--config", default=None, metavar="FILE",
-                      help="plant file (default: the embedded demo)")
-    demo.add_argument("--data-dir", default="mes-edge-data",
-                      help="where the demo keeps its database and plant file")
-    demo.add_argument("--port", type=int, default=8000, help="HTTP port of the service")
-    demo.add_argument(
-        "--mqtt-url", default=None, help="use this broker instead of the built-in one"
-    )
-    demo.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        help="run this many seconds, then drain and reconcile (default: until Ctrl-C)",
-    )
-    demo.add_argument("--speed", type=float, default=1.0, help="simulated time factor")
-    demo.add_argument("--seed", type=int, default=7, help="random seed of the virtual factory")
-    demo.add_argument("--orders", type=int, default=4, help="work orders the ERP releases")
-    demo.add_argument("--quantity", type=int, default=20, help="quantity of each order")
-    demo.add_argument(
-        "--service",
-        choices=["inline", "subprocess"],
-        default="inline",
-        help="run the service in this process, or as a supervised child process",
-    )
+    from mes_edge.demo import add_arguments as demo_arguments
+
+    demo_arguments(demo)
     demo.set_defaults(func=cmd_demo)
 
     sim = command(sub, "sim", "run one simulator; `mes-edge sim NAME --help` shows its options")

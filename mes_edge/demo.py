@@ -55,6 +55,12 @@ def prepare_data_dir(data_dir: Path, keep: bool) -> str:
     if not any((data_dir / name).exists() for name in DEMO_FILES):
         raise DemoError(f"--data-dir {data_dir} is not empty and holds no demo data: "
                         "choose another folder")
+    # A live service on this data must be neither moved away nor given new tokens.
+    from mes_edge.app.service import InstanceLock
+
+    if InstanceLock.held(f"sqlite:///{data_dir / 'mes-edge.db'}"):
+        raise DemoError(f"another mes-edge instance is running on {data_dir}: stop it, or "
+                        "give the demo another --data-dir")
     if keep:
         return f"demo: continuing the data in {data_dir} (--keep-data)"
     aside = data_dir.with_name(data_dir.name + "-previous")

@@ -1,6 +1,6 @@
 """Barcode scanner / work-center terminal simulator: publishes scans and operator events on MQTT.
 
-Talks MQTT only (paho), per the contract in DESIGN section 4:
+Talks MQTT only (paho), per the contract in README's External contracts:
 `mes/<site>/<work_center>/scan` and `mes/<site>/<work_center>/event`, QoS 1, unique ids.
 
     async with ScannerSim("mqtt://127.0.0.1:1883", "plant1", "PRESS-01") as sim:

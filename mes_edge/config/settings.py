@@ -69,7 +69,7 @@ class ReasonCode(Strict):
 
 
 class ConfirmationSettings(Strict):
-    """When confirmations are written (DESIGN section 4)."""
+    """When confirmations are written (README, External contracts)."""
 
     on_report: bool = True
     on_complete: bool = True

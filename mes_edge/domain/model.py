@@ -50,7 +50,7 @@ def _make_copier(cls: type) -> Callable[[Any, dict[str, object]], Any]:
 
 
 class OrderStatus(enum.StrEnum):
-    """Life cycle of a work order (DESIGN section 3)."""
+    """Life cycle of a work order (README and docs/architecture.md, the WIP model)."""
 
     PLANNED = "planned"
     RELEASED = "released"

@@ -88,7 +88,7 @@ def _started(op: Operation) -> bool:
 def receive_order(
     view: StateView, rules: PlantRules, event: OrderReceived, decision: Decision
 ) -> None:
-    """Create an order, or apply a newer revision (DESIGN section 4's revision semantics)."""
+    """Create an order, or apply a newer revision (README's contract: revision semantics)."""
     spec = event.spec
     _validate_spec(spec, rules)
     current = view.order(spec.order_id)

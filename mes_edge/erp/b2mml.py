@@ -11,8 +11,8 @@ in, B2MML-OperationsPerformance.xsd out), compiled once per process. The XSD fil
 the package (``mes_edge/erp/b2mml_xsd``, with MESA's LICENSE and NOTICE), so an installed
 service always validates. ``$MES_B2MML_XSD_DIR`` may point at another copy; a folder without
 the files is ignored with a warning. Only a broken installation without package data falls
-back to the structural checks below (with a warning). Input is parsed safely: at most 5 MiB, no DOCTYPE/DTD, no
-entity expansion, no network, no huge-tree mode.
+back to the structural checks below (with a warning). Input is parsed safely: at most
+5 MiB, no DOCTYPE/DTD, no entity expansion, no network, no huge-tree mode.
 
 Errors: `B2mmlError.problems` is a list of `B2mmlProblem(location, message, line)`; location is
 XPath-like with local names and 1-based positions among same-named siblings, e.g.

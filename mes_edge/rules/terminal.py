@@ -68,7 +68,7 @@ _ACTIONS = {
 
 
 def terminal_event(msg: TerminalEventMessage, source: str, operators: StationOperators) -> Event:
-    """The domain event of a terminal message (DESIGN section 4's `event` topic)."""
+    """The domain event of a terminal message (README's contract: `event` topic)."""
     common: dict[str, Any] = {
         "event_id": f"event:{msg.work_center}:{msg.id}",
         "source": source,

@@ -16,7 +16,7 @@ from mes_edge.store.tables import api_tokens, operators
 
 
 class Role(enum.StrEnum):
-    """What a token may do (DESIGN section 5)."""
+    """What a token may do (README, Reliability)."""
 
     OPERATOR = "operator"  # scoped to its work centers
     SUPERVISOR = "supervisor"

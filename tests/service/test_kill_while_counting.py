@@ -1,5 +1,5 @@
 """Counts stay exact across SIGKILL of the service while the PLC keeps producing: after each
-restart the delta is derived from the last COMMITTED checkpoint (DESIGN section 5)."""
+restart the delta is derived from the last COMMITTED checkpoint (README, Reliability)."""
 
 from __future__ import annotations
 

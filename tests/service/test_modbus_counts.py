@@ -1,5 +1,5 @@
 """Modbus PLC counts reach the running operation exactly: rollover, reset, link outage and a
-service restart on the same database (DESIGN section 5)."""
+service restart on the same database (README, Reliability)."""
 
 from __future__ import annotations
 
