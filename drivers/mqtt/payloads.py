@@ -1,4 +1,4 @@
-"""Inbound MQTT payloads (README, External contracts): scans and operator terminal events, validated.
+"""Inbound MQTT payloads (README, External contracts): scans and terminal events, validated.
 
 Quantities are strict JSON integers (a string "3" or a boolean is a wrong type, not a number),
 never negative and capped, so an absurd value is a recorded rejection and not a huge count.

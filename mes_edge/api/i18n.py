@@ -179,7 +179,8 @@ _TABLET: dict[str, dict[str, str]] = {
         "assign": "分配", "write_off": "核销", "unassigned_none": "无未分配产量",
         "delivery_errors": "ERP 拒收",
         "delivery_hint": "ERP 拒收了这些报工；同一工单后续报工将等待。"
-                         "排除原因后重试，或跳过已手工入账的报工。", "retry": "重试", "skip": "跳过",
+                         "排除原因后重试，或跳过已手工入账的报工。",
+        "retry": "重试", "skip": "跳过",
         "skip_reason": "跳过原因（例如已手工入账）？",
         "flags": "标记", "rework": "返工", "reason_text": "原因（文字）",
         "action_start": "开始", "action_pause": "暂停", "action_resume": "继续",

@@ -1,4 +1,4 @@
-"""The pure WIP model (README and docs/architecture.md, the WIP model): state, events, rules. No I/O in this package."""
+"""The pure WIP model (docs/architecture.md): state, events, rules. No I/O in this package."""
 
 from mes_edge.domain.apply import apply
 from mes_edge.domain.events import (
