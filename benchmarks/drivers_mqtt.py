@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.mqtt import MqttConfig, MqttInboundDriver, ReceivedScan
+from mes_edge.contracts.terminal import TERMINAL_SCHEMAS
 
 RATE = 1000  # offered messages per second
 
@@ -106,7 +107,7 @@ async def _measure(url: str, seconds: float,
     to_yield: list[float] = []
     to_ack: list[float] = []
     rejected = 0
-    async with MqttInboundDriver(cfg) as driver:
+    async with MqttInboundDriver(cfg, schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(10):
             await driver.wait_ready()
         pub = await asyncio.create_subprocess_exec(

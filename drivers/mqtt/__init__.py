@@ -9,18 +9,11 @@ from drivers.mqtt.items import (
     ReceivedScan,
     RejectedMessage,
 )
-from drivers.mqtt.payloads import (
-    MAX_REPORTED_QUANTITY,
-    EventType,
-    ScanMessage,
-    TerminalEventMessage,
-)
+from drivers.mqtt.payloads import PayloadSchemas
 from drivers.mqtt.publisher import MqttPublisher, PublisherStats
 from drivers.mqtt.topics import TopicTemplate
 
 __all__ = [
-    "MAX_REPORTED_QUANTITY",
-    "EventType",
     "InboundDelivery",
     "InboundItem",
     "InboundStats",
@@ -30,11 +23,10 @@ __all__ = [
     "MqttPublisher",
     "MqttTlsConfig",
     "OutboundTopics",
+    "PayloadSchemas",
     "PublisherStats",
     "ReceivedEvent",
     "ReceivedScan",
     "RejectedMessage",
-    "ScanMessage",
-    "TerminalEventMessage",
     "TopicTemplate",
 ]

@@ -1,6 +1,6 @@
 """Inbound MQTT: scanner and terminal messages with manual ack, as an async iterator of items.
 
-    async with MqttInboundDriver(cfg) as inbound:
+    async with MqttInboundDriver(cfg, schemas=TERMINAL_SCHEMAS) as inbound:
         async for item in inbound:            # ReceivedScan | ReceivedEvent | RejectedMessage
             ...record it, commit...
             await item.ack()                  # PUBACK only after the commit
@@ -46,7 +46,7 @@ from drivers.mqtt.items import (
     ReceivedScan,
     RejectedMessage,
 )
-from drivers.mqtt.payloads import ScanMessage, describe_validation_error, parse_payload
+from drivers.mqtt.payloads import PayloadSchemas, describe_validation_error, validate_payload
 
 #: How often a network thread waiting for queue space checks whether the driver is closing.
 _SLOT_POLL_S = 0.25
@@ -71,13 +71,19 @@ class InboundStats:
 class MqttInboundDriver:
     """Subscribes to the scan/event topics and yields validated items or rejections."""
 
-    def __init__(self, cfg: MqttConfig, *, name: str | None = None) -> None:
+    def __init__(self, cfg: MqttConfig, *, schemas: PayloadSchemas,
+                 name: str | None = None) -> None:
+        """`schemas`: the pydantic model each inbound kind (`scan`, `event`) must satisfy."""
         self.cfg = cfg
         self.name = name or f"mqtt-in:{cfg.client_id}"
         self.health = DriverHealth(name=self.name)
         self.stats = InboundStats()
         self.log = logging.getLogger("drivers.MqttInboundDriver")
         self._templates = cfg.topics.templates()
+        missing = sorted(set(self._templates) - set(schemas))
+        if missing:
+            raise ValueError(f"no payload schema for inbound kind(s) {', '.join(missing)}")
+        self._schemas = dict(schemas)
         self._fixed = {"site": cfg.site} if cfg.site else {}
         self._queue: asyncio.Queue[InboundItem] = asyncio.Queue(maxsize=cfg.max_unacked)
         # Slots are taken by the network thread before handing over and given back when the
@@ -326,13 +332,13 @@ class MqttInboundDriver:
             reason = f"payload of {len(raw)} bytes exceeds {self.cfg.max_payload_bytes} bytes"
             return self._reject(topic, raw, reason, kind, acker, redelivered, wc)
         try:
-            message = parse_payload(kind, raw, bound)
+            message = validate_payload(self._schemas[kind], raw, bound)
         except ValidationError as err:
             return self._reject(topic, raw, describe_validation_error(err), kind, acker,
                                 redelivered, wc)
         stats.accepted += 1
         self.health.values += 1
-        if isinstance(message, ScanMessage):
+        if kind == "scan":
             return ReceivedScan(topic=topic, message=message, redelivered=redelivered,
                                 _acker=acker)
         return ReceivedEvent(topic=topic, message=message, redelivered=redelivered,

@@ -1,12 +1,16 @@
-"""What the inbound driver yields: a validated scan or event, or a rejection, each with ack()."""
+"""What the inbound driver yields: a validated scan or event, or a rejection, each with ack().
+
+`message` is an instance of the schema the driver was given for the kind (the plant's contract,
+not the driver's), with `site` and `work_center` bound from the topic.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from drivers.mqtt.payloads import ScanMessage, TerminalEventMessage
 from drivers.signal import utcnow
 
 
@@ -40,16 +44,16 @@ class InboundDelivery:
 
 @dataclass(kw_only=True, eq=False)
 class ReceivedScan(InboundDelivery):
-    """A valid scan; `message.site` and `message.work_center` come from the topic."""
+    """A valid message of a `scan` topic, validated against the driver's `scan` schema."""
 
-    message: ScanMessage
+    message: Any
 
 
 @dataclass(kw_only=True, eq=False)
 class ReceivedEvent(InboundDelivery):
-    """A valid terminal event; `message.site` and `message.work_center` come from the topic."""
+    """A valid message of an `event` topic, validated against the driver's `event` schema."""
 
-    message: TerminalEventMessage
+    message: Any
 
 
 @dataclass(kw_only=True, eq=False)

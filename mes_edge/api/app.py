@@ -16,8 +16,8 @@ from pydantic.json_schema import models_json_schema
 from mes_edge.api import board, confirmations, health, operator, orders, pages, production, sse
 from mes_edge.api.limits import BodyLimit
 from mes_edge.api.metrics import build_registry
-from mes_edge.api.schemas import WorkOrderIn
 from mes_edge.api.sse import LiveUpdates
+from mes_edge.contracts.erp import WorkOrderIn
 
 if TYPE_CHECKING:
     from mes_edge.app.service import EdgeService

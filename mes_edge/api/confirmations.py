@@ -14,7 +14,6 @@ from mes_edge.api.deps import ErpDep, ErpOrSupervisorDep, Principal, ServiceDep,
 from mes_edge.api.schemas import (
     AckIn,
     AckOut,
-    ConfirmationOut,
     ConfirmationPage,
     DeliveryList,
     DeliveryOut,
@@ -24,23 +23,12 @@ from mes_edge.api.schemas import (
     SkipIn,
 )
 from mes_edge.api.submit import submit
+from mes_edge.contracts.erp import ConfirmationOut, confirmation_out
 from mes_edge.domain import ConfirmationReversed, ConfirmationsDue
 from mes_edge.store import codec, feed
 
 router = APIRouter(prefix="/api/v1/confirmations", tags=["confirmations (ERP)"])
 PULL = "erp-pull"
-
-
-def confirmation_out(row: Any) -> ConfirmationOut:
-    """The public view of a confirmations row."""
-    return ConfirmationOut(
-        confirmation_id=row.confirmation_id, cursor=row.cursor, order_id=row.order_id,
-        operation=row.op_no, work_center=row.work_center, yield_qty=row.yield_qty,
-        scrap=row.scrap_qty, rework=row.rework_qty, unit=row.unit,
-        scrap_reasons=dict(row.scrap_reasons), final=row.final, actual_start=row.actual_start,
-        actual_end=row.actual_end, posting_date=row.posting_date, personnel=row.personnel,
-        reverses=row.reverses, reason=row.reason, external_key=row.event_id,
-        delivery=getattr(row, "delivery", None))
 
 
 @router.get("", response_model=ConfirmationPage,

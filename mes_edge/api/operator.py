@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field, ValidationError
 
-from drivers.mqtt.payloads import ScanMessage
 from mes_edge.api.deps import ServiceDep, check_work_center, require
 from mes_edge.api.schemas import (
     ActionOut,
@@ -33,6 +32,7 @@ from mes_edge.api.schemas import (
 )
 from mes_edge.api.submit import process, submit
 from mes_edge.config.settings import ReasonCode
+from mes_edge.contracts.terminal import ScanMessage
 from mes_edge.dispatcher import RawRejection, Status
 from mes_edge.domain import (
     CountingSource,

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, st
 from pydantic import AwareDatetime, ValidationError
 
 from mes_edge.api.deps import ErpDep, ErpOrSupervisorDep, Principal, ServiceDep
-from mes_edge.api.schemas import ReasonIn, WorkOrderIn, WorkOrderList, WorkOrderOut, order_out
+from mes_edge.api.schemas import ReasonIn, WorkOrderList, WorkOrderOut, order_out
 from mes_edge.api.submit import submit
+from mes_edge.contracts.erp import WorkOrderIn
 from mes_edge.dispatcher import Status
 from mes_edge.domain import OrderAction, OrderCommand, OrderReceived, OrderSpec, OrderStatus
 

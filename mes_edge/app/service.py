@@ -35,6 +35,7 @@ from mes_edge.app.pumps import DeviceLoop, LoopHealth, MqttPump, supervise
 from mes_edge.app.state_out import CommitPublisher, work_center_view
 from mes_edge.config import Settings
 from mes_edge.config.settings import ModbusDevice
+from mes_edge.contracts.terminal import TERMINAL_SCHEMAS
 from mes_edge.dispatcher import Dispatcher
 from mes_edge.erp.order_pull import OrderPuller
 from mes_edge.erp.push import PushWorker
@@ -235,7 +236,7 @@ class EdgeService:
             self.device_loops.append(device)
             self._spawn(supervise(device.run, device.health), f"device:{dev.name}")
         if s.mqtt is not None:
-            inbound = self.mqtt_in = MqttInboundDriver(s.mqtt)
+            inbound = self.mqtt_in = MqttInboundDriver(s.mqtt, schemas=TERMINAL_SCHEMAS)
             await inbound.start()
             pump = MqttPump(self.dispatcher, self.parser, self.operators)
             self._spawn(supervise(lambda: pump.run(inbound), self.mqtt_pump), "pump:mqtt")

@@ -8,20 +8,20 @@ from typing import Any
 
 from mes_edge.dispatcher.outcome import (
     CommittedBatch,
-    CounterBaseline,
     Outcome,
-    RawRejection,
     RejectionRecord,
     Status,
 )
 from mes_edge.domain import (
     Checkpoint,
     ConfirmationsDue,
+    CounterBaseline,
     Decision,
     Event,
     MemoryState,
     Overlay,
     PlantRules,
+    RawRejection,
     Rejection,
     apply,
     event_to_json,

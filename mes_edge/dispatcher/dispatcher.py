@@ -24,19 +24,24 @@ from typing import Any
 from mes_edge.dispatcher.batch import BatchBuilder
 from mes_edge.dispatcher.outcome import (
     CommittedBatch,
-    CounterBaseline,
     Outcome,
-    RawRejection,
     Status,
 )
-from mes_edge.domain import ConfirmationsDue, Event, MemoryState, PlantRules
+from mes_edge.domain import (
+    ConfirmationsDue,
+    CounterBaseline,
+    Event,
+    Item,
+    MemoryState,
+    PlantRules,
+    RawRejection,
+)
 from mes_edge.store import BatchWrite, Store
 from mes_edge.store.errors import describe, is_storage_failure
 from mes_edge.store.writer import Verdict
 
 log = logging.getLogger(__name__)
 
-Item = Event | RawRejection | CounterBaseline
 Listener = Callable[[CommittedBatch], Any]
 
 

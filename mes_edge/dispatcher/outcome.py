@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 from mes_edge.domain import (
-    Checkpoint,
     Confirmation,
     Downtime,
     Event,
@@ -42,29 +39,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status in (Status.ACCEPTED, Status.UNCHANGED, Status.DUPLICATE)
-
-
-@dataclass(frozen=True, slots=True)
-class RawRejection:
-    """Input that never became a valid event (malformed JSON, wrong types): recorded as refused."""
-
-    source: str
-    reason_code: str
-    reason: str
-    payload: Any
-    event_id: str | None = None
-    type: str | None = None
-    work_center: str | None = None
-    actor: str | None = None
-    received_ts: datetime | None = None
-    checkpoint: Checkpoint | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CounterBaseline:
-    """A counter reading that counts nothing (first reading, re-baseline): only its checkpoint."""
-
-    checkpoint: Checkpoint
 
 
 @dataclass(frozen=True, slots=True)

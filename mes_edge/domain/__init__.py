@@ -17,6 +17,7 @@ from mes_edge.domain.events import (
     event_from_json,
     event_to_json,
 )
+from mes_edge.domain.intake import CounterBaseline, Item, RawRejection
 from mes_edge.domain.model import (
     ComponentSpec,
     ConfirmationPolicy,
@@ -51,12 +52,14 @@ __all__ = [
     "ConfirmationPolicy",
     "ConfirmationReversed",
     "ConfirmationsDue",
+    "CounterBaseline",
     "CountingSource",
     "Decision",
     "DemandType",
     "Downtime",
     "DowntimeReasonGiven",
     "Event",
+    "Item",
     "MachineState",
     "MachineStateChanged",
     "MemoryState",
@@ -75,6 +78,7 @@ __all__ = [
     "PlantRules",
     "Quantities",
     "QuantityReported",
+    "RawRejection",
     "RejectCode",
     "Rejection",
     "StateView",

@@ -17,9 +17,9 @@ import httpx
 from pydantic import ValidationError
 
 from drivers import Backoff
-from mes_edge.api.schemas import WorkOrderIn
-from mes_edge.dispatcher import Dispatcher, RawRejection
-from mes_edge.domain import OrderReceived, OrderSpec
+from mes_edge.contracts.erp import WorkOrderIn
+from mes_edge.dispatcher import Dispatcher
+from mes_edge.domain import OrderReceived, OrderSpec, RawRejection
 from mes_edge.erp.worker import BackgroundWorker
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from drivers import Backoff
-from mes_edge.api.confirmations import confirmation_out
+from mes_edge.contracts.erp import confirmation_out
 from mes_edge.dispatcher import CommittedBatch
 from mes_edge.erp.worker import BackgroundWorker
 from mes_edge.store import Store, feed

@@ -7,8 +7,13 @@ import math
 from datetime import datetime
 
 from mes_edge.config.settings import CounterRule
-from mes_edge.dispatcher import CounterBaseline, RawRejection
-from mes_edge.domain import Checkpoint, CountingSource, QuantityReported
+from mes_edge.domain import (
+    Checkpoint,
+    CounterBaseline,
+    CountingSource,
+    QuantityReported,
+    RawRejection,
+)
 
 log = logging.getLogger(__name__)
 

@@ -8,14 +8,15 @@ from datetime import datetime
 
 from drivers import Quality, Signal
 from mes_edge.config.settings import RuleSettings, StateRule, TriggerRule
-from mes_edge.dispatcher import CounterBaseline, RawRejection
 from mes_edge.domain import (
     Checkpoint,
+    CounterBaseline,
     Event,
     MachineState,
     MachineStateChanged,
     OperationAction,
     OperationCommand,
+    RawRejection,
 )
 from mes_edge.domain.apply import EARLIEST, LATEST
 from mes_edge.rules.counters import CounterTracker

@@ -7,9 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.mqtt.payloads import EventType, ScanMessage, TerminalEventMessage
 from mes_edge.config.settings import ScanPattern
-from mes_edge.dispatcher import RawRejection
+from mes_edge.contracts.terminal import EventType, ScanMessage, TerminalEventMessage
 from mes_edge.domain import (
     CountingSource,
     DowntimeReasonGiven,
@@ -17,6 +16,7 @@ from mes_edge.domain import (
     OperationAction,
     OperationCommand,
     QuantityReported,
+    RawRejection,
 )
 
 

@@ -25,9 +25,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from mes_edge.api.app import create_api
-from mes_edge.api.schemas import WorkOrderIn
 from mes_edge.app.service import EdgeService
 from mes_edge.config import parse_settings
+from mes_edge.contracts.erp import WorkOrderIn
 from mes_edge.domain import (
     MachineState,
     MachineStateChanged,

@@ -14,7 +14,6 @@ from paho.mqtt.properties import Properties
 
 from drivers.health import ConnectionState
 from drivers.mqtt import (
-    EventType,
     InboundItem,
     MqttConfig,
     MqttInboundDriver,
@@ -22,6 +21,7 @@ from drivers.mqtt import (
     ReceivedScan,
     RejectedMessage,
 )
+from mes_edge.contracts.terminal import TERMINAL_SCHEMAS, EventType
 from simulators.scanner import ScannerSim
 from tests.servers import MosquittoBroker
 
@@ -41,7 +41,7 @@ async def _take(driver: MqttInboundDriver, count: int, seconds: float = 5.0) -> 
 
 
 async def test_valid_scan_and_event_arrive_with_topic_fields(mosquitto: MosquittoBroker) -> None:
-    async with MqttInboundDriver(_config(mosquitto)) as driver:
+    async with MqttInboundDriver(_config(mosquitto), schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(5):
             await driver.wait_ready()
         assert driver.health.state == ConnectionState.CONNECTED
@@ -67,7 +67,7 @@ async def test_bad_messages_are_rejected_and_the_driver_keeps_going(
     mosquitto: MosquittoBroker,
 ) -> None:
     cfg = _config(mosquitto, max_payload_bytes=1024)
-    async with MqttInboundDriver(cfg) as driver:
+    async with MqttInboundDriver(cfg, schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(5):
             await driver.wait_ready()
         async with ScannerSim(mosquitto.url, "plant1", "PRESS-01") as sim:
@@ -114,7 +114,7 @@ async def test_topic_of_an_older_configuration_is_rejected_as_unknown(
     finally:
         old.disconnect()
         await asyncio.to_thread(old.loop_stop)
-    async with MqttInboundDriver(cfg) as driver:
+    async with MqttInboundDriver(cfg, schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(5):
             await driver.wait_ready()
         async with ScannerSim(mosquitto.url, "plant1", "PRESS-01") as sim:
@@ -129,7 +129,8 @@ async def test_slow_consumer_bounds_the_queue_and_loses_nothing(
     mosquitto: MosquittoBroker,
 ) -> None:
     """MQTT 5, QoS 1: a consumer that does not keep up holds back the broker, in order."""
-    async with MqttInboundDriver(_config(mosquitto, max_unacked=4)) as driver:
+    async with MqttInboundDriver(_config(mosquitto, max_unacked=4),
+                                 schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(5):
             await driver.wait_ready()
         async with ScannerSim(mosquitto.url, "plant1", "PRESS-01") as sim:
@@ -151,7 +152,8 @@ async def test_full_queue_makes_the_network_thread_wait_not_drop(
     mosquitto: MosquittoBroker,
 ) -> None:
     """MQTT 3.1.1 has no Receive Maximum: a QoS 0 flood meets the thread-side backpressure."""
-    async with MqttInboundDriver(_config(mosquitto, protocol="3.1.1", max_unacked=4)) as driver:
+    async with MqttInboundDriver(_config(mosquitto, protocol="3.1.1", max_unacked=4),
+                                 schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(5):
             await driver.wait_ready()
         async with ScannerSim(mosquitto.url, "plant1", "PRESS-01", qos=0) as sim:
@@ -164,7 +166,7 @@ async def test_full_queue_makes_the_network_thread_wait_not_drop(
 
 
 async def test_link_lost_and_recovered_are_reported(mosquitto: MosquittoBroker) -> None:
-    async with MqttInboundDriver(_config(mosquitto)) as driver:
+    async with MqttInboundDriver(_config(mosquitto), schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(5):
             await driver.wait_ready()
         await asyncio.to_thread(mosquitto.stop)
@@ -190,7 +192,7 @@ async def test_link_lost_and_recovered_are_reported(mosquitto: MosquittoBroker) 
 
 async def test_broker_down_at_start_then_up(mosquitto: MosquittoBroker) -> None:
     await asyncio.to_thread(mosquitto.stop)
-    async with MqttInboundDriver(_config(mosquitto)) as driver:
+    async with MqttInboundDriver(_config(mosquitto), schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(5):
             while driver.health.state != ConnectionState.DISCONNECTED:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
@@ -204,7 +206,7 @@ async def test_broker_down_at_start_then_up(mosquitto: MosquittoBroker) -> None:
 async def test_close_ends_a_waiting_consumer_and_take_ready_batches(
     mosquitto: MosquittoBroker,
 ) -> None:
-    driver = MqttInboundDriver(_config(mosquitto))
+    driver = MqttInboundDriver(_config(mosquitto), schemas=TERMINAL_SCHEMAS)
     await driver.start()
     async with asyncio.timeout(5):
         await driver.wait_ready()

@@ -9,8 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from drivers.mqtt import MAX_REPORTED_QUANTITY, MqttConfig, TerminalEventMessage, TopicTemplate
-from drivers.mqtt.payloads import describe_validation_error, parse_payload
+from drivers.mqtt import MqttConfig, TopicTemplate
+from drivers.mqtt.payloads import describe_validation_error
+from mes_edge.contracts.terminal import (
+    MAX_REPORTED_QUANTITY,
+    TerminalEventMessage,
+    parse_payload,
+)
 
 BOUND = {"site": "plant1", "work_center": "PRESS-01"}
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from drivers.mqtt import InboundItem, MqttConfig, MqttInboundDriver, ReceivedScan
+from mes_edge.contracts.terminal import TERMINAL_SCHEMAS
 from simulators.scanner import ScannerSim
 from tests.servers import MosquittoBroker
 
@@ -22,10 +23,11 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD = textwrap.dedent("""
     import asyncio, sys
     from drivers.mqtt import MqttConfig, MqttInboundDriver
+    from mes_edge.contracts.terminal import TERMINAL_SCHEMAS
 
     async def main() -> None:
         cfg = MqttConfig(url=sys.argv[1], client_id=sys.argv[2])
-        async with MqttInboundDriver(cfg) as driver:
+        async with MqttInboundDriver(cfg, schemas=TERMINAL_SCHEMAS) as driver:
             await asyncio.wait_for(driver.wait_ready(), 10)
             print("READY", flush=True)
             async for item in driver:
@@ -85,12 +87,12 @@ async def test_sigkill_between_receive_and_ack_redelivers(
             await child.wait()
     assert child.returncode == -signal.SIGKILL
 
-    async with MqttInboundDriver(_config(mosquitto, client_id)) as driver:
+    async with MqttInboundDriver(_config(mosquitto, client_id), schemas=TERMINAL_SCHEMAS) as driver:
         items = await _ids(driver, 3, ack=True)
         assert [i.message.id for i in items if isinstance(i, ReceivedScan)] == sent
         assert all(i.redelivered for i in items)
     # Acked now: the next session with the same client id gets nothing again.
-    async with MqttInboundDriver(_config(mosquitto, client_id)) as driver:
+    async with MqttInboundDriver(_config(mosquitto, client_id), schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(5):
             await driver.wait_ready()
         await _nothing_more(driver)
@@ -98,7 +100,7 @@ async def test_sigkill_between_receive_and_ack_redelivers(
 
 async def test_unacked_messages_survive_a_clean_disconnect(mosquitto: MosquittoBroker) -> None:
     client_id = f"edge-{uuid.uuid4().hex[:8]}"
-    async with MqttInboundDriver(_config(mosquitto, client_id)) as driver:
+    async with MqttInboundDriver(_config(mosquitto, client_id), schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(5):
             await driver.wait_ready()
         async with ScannerSim(mosquitto.url, "plant1", "PRESS-01") as sim:
@@ -107,7 +109,7 @@ async def test_unacked_messages_survive_a_clean_disconnect(mosquitto: MosquittoB
         await items[0].ack()  # only the first one committed
     async with ScannerSim(mosquitto.url, "plant1", "PRESS-01") as sim:
         third = await sim.scan("C")  # published while the edge is away: kept in its session
-    async with MqttInboundDriver(_config(mosquitto, client_id)) as driver:
+    async with MqttInboundDriver(_config(mosquitto, client_id), schemas=TERMINAL_SCHEMAS) as driver:
         items = await _ids(driver, 2, ack=True)
         assert [i.message.id for i in items if isinstance(i, ReceivedScan)] == [second, third]
         assert items[0].redelivered and not items[1].redelivered
@@ -118,7 +120,7 @@ async def test_unacked_messages_survive_a_clean_disconnect(mosquitto: MosquittoB
 async def test_ack_after_the_link_was_replaced_is_skipped(mosquitto: MosquittoBroker) -> None:
     """An item from a dead connection must not ack by packet id on the new one."""
     client_id = f"edge-{uuid.uuid4().hex[:8]}"
-    async with MqttInboundDriver(_config(mosquitto, client_id)) as driver:
+    async with MqttInboundDriver(_config(mosquitto, client_id), schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(5):
             await driver.wait_ready()
         async with ScannerSim(mosquitto.url, "plant1", "PRESS-01") as sim:
@@ -139,7 +141,7 @@ async def test_broker_restart_during_qos1_publishing_loses_nothing(
     client_id = f"edge-{uuid.uuid4().hex[:8]}"
     total = 200
     received: set[str] = set()
-    async with MqttInboundDriver(_config(mosquitto, client_id)) as driver:
+    async with MqttInboundDriver(_config(mosquitto, client_id), schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(5):
             await driver.wait_ready()
 

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from drivers.mqtt import MqttConfig, MqttInboundDriver, ReceivedEvent, ReceivedScan, RejectedMessage
+from mes_edge.contracts.terminal import TERMINAL_SCHEMAS
 from simulators.scanner import main
 from tests.servers import MosquittoBroker
 
@@ -25,7 +26,7 @@ async def test_scenario_file_from_the_command_line(
         {"raw": "{oops", "kind": "event"},
     ]))
     cfg = MqttConfig(url=mosquitto.url, client_id=f"edge-{uuid.uuid4().hex[:8]}")
-    async with MqttInboundDriver(cfg) as driver:
+    async with MqttInboundDriver(cfg, schemas=TERMINAL_SCHEMAS) as driver:
         async with asyncio.timeout(5):
             await driver.wait_ready()
         argv = ["--broker", mosquitto.url, "--site", "plant1", "--work-center", "PRESS-01",

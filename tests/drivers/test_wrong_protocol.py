@@ -19,6 +19,7 @@ from drivers import Backoff, ConnectionState
 from drivers.modbus import ModbusDeviceConfig, ModbusDriver
 from drivers.mqtt import MqttInboundDriver
 from drivers.mqtt.config import MqttConfig
+from mes_edge.contracts.terminal import TERMINAL_SCHEMAS
 from simulators.modbus_plc import ModbusPlc
 from tests.servers import MosquittoBroker, free_port
 from tests.service.plant import wait_until as until
@@ -125,7 +126,7 @@ def mqtt_config(port: int) -> MqttConfig:
 async def test_mqtt_url_on_an_http_port_logs_one_line(
         http_server: HttpServer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    inbound = MqttInboundDriver(mqtt_config(http_server.port))
+    inbound = MqttInboundDriver(mqtt_config(http_server.port), schemas=TERMINAL_SCHEMAS)
     async with inbound:
         await until(lambda: http_server.connections >= 3, 30, "three connection attempts")
         await asyncio.sleep(0.6)  # the last attempt's CONNACK wait has run out too
@@ -142,7 +143,7 @@ async def test_mqtt_url_on_a_modbus_port_logs_one_line(
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     async with ModbusPlc(port=free_port()) as plc:
-        inbound = MqttInboundDriver(mqtt_config(plc.port))
+        inbound = MqttInboundDriver(mqtt_config(plc.port), schemas=TERMINAL_SCHEMAS)
         async with inbound:
             def logged() -> bool:
                 return bool(lines(caplog, "drivers.MqttInboundDriver"))

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from drivers.mqtt.payloads import EventType, ScanMessage, TerminalEventMessage
 from mes_edge.config.settings import DEFAULT_SCAN_PATTERNS, ScanPattern
+from mes_edge.contracts.terminal import EventType, ScanMessage, TerminalEventMessage
 from mes_edge.dispatcher import RawRejection
 from mes_edge.domain import (
     CountingSource,
