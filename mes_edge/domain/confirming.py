@@ -9,7 +9,7 @@ from mes_edge.domain.events import ConfirmationReversed, Event
 from mes_edge.domain.model import ZERO, OperationStatus, OrderStatus, WorkOrder
 from mes_edge.domain.plant import Confirmation, Decision, PlantRules, StateView
 from mes_edge.domain.rejections import RejectCode, Rejection
-from mes_edge.domain.sequence import check_chain
+from mes_edge.domain.sequence import check_chain, refresh_readiness
 
 # Confirmation ids are derived from the event that caused them, so a replay of the event log
 # produces the very same ids the ERP already has.
@@ -93,10 +93,8 @@ def reverse(
     check_chain(order, rules)
     if order.status == OrderStatus.COMPLETED and op.status != OperationStatus.COMPLETED:
         order = order.with_(status=OrderStatus.IN_PROGRESS, actual_end=None)
-    # Imported here because orders imports this module. Taking good back may leave the
-    # successor with nothing handed over: it is waiting again, not ready.
-    from mes_edge.domain.orders import refresh_readiness
-
+    # Taking good back may leave the successor with nothing handed over: it is waiting
+    # again, not ready.
     decision.orders[order.order_id] = refresh_readiness(order)
     decision.confirmations.append(
         Confirmation(

@@ -17,10 +17,16 @@ from mes_edge.domain.model import (
     Quantities,
     WorkOrder,
 )
-from mes_edge.domain.orders import ACTIVE, FINISHED_OPS, refresh_readiness
 from mes_edge.domain.plant import Decision, PlantRules, StateView
 from mes_edge.domain.rejections import RejectCode, Rejection
-from mes_edge.domain.sequence import check_operation, flag_excess, with_tolerance
+from mes_edge.domain.sequence import (
+    ACTIVE,
+    FINISHED_OPS,
+    check_operation,
+    flag_excess,
+    refresh_readiness,
+    with_tolerance,
+)
 from mes_edge.domain.unassigned import auto_assign, record_unassigned
 from mes_edge.domain.workcenters import (
     end_pause_downtime,

@@ -14,25 +14,8 @@ from mes_edge.domain.model import (
 )
 from mes_edge.domain.plant import Decision, Notice, PlantRules, StateView
 from mes_edge.domain.rejections import RejectCode, Rejection
+from mes_edge.domain.sequence import ACTIVE, FINISHED_OPS, refresh_readiness
 from mes_edge.domain.workcenters import occupy_work_center, release_work_center
-
-ACTIVE = (OrderStatus.RELEASED, OrderStatus.IN_PROGRESS)
-FINISHED_OPS = (OperationStatus.COMPLETED, OperationStatus.CANCELLED)
-
-
-def refresh_readiness(order: WorkOrder) -> WorkOrder:
-    """Set waiting/ready: an operation is ready once its predecessor handed something over."""
-    ops = list(order.operations)
-    changed = False
-    for i, op in enumerate(ops):
-        if op.status not in (OperationStatus.WAITING, OperationStatus.READY):
-            continue
-        ready = order.status in ACTIVE and (i == 0 or ops[i - 1].done.good > 0)
-        status = OperationStatus.READY if ready else OperationStatus.WAITING
-        if status != op.status:
-            ops[i] = op.with_(status=status)
-            changed = True
-    return order.with_(operations=tuple(ops)) if changed else order
 
 
 def _validate_spec(spec: OrderSpec, rules: PlantRules) -> None:
