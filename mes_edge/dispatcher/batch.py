@@ -1,10 +1,13 @@
-"""Building one group commit: apply each event in order on top of the batch so far, make rows."""
+"""Building one group commit: apply each event in order on top of the batch so far.
+
+The builder decides; what it hands the store is decisions (store.BatchWrite: events,
+refusals, changed orders and work centers, confirmations), and the store makes the rows.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from mes_edge.dispatcher.outcome import (
     CommittedBatch,
@@ -17,6 +20,7 @@ from mes_edge.domain import (
     ConfirmationsDue,
     CounterBaseline,
     Decision,
+    Downtime,
     Event,
     MemoryState,
     Overlay,
@@ -26,8 +30,7 @@ from mes_edge.domain import (
     apply,
     event_to_json,
 )
-from mes_edge.store import BatchWrite, codec
-from mes_edge.store.writer import Verdict
+from mes_edge.store import BatchWrite, Refusal, Verdict
 
 _NEW = object()  # marks an id not settled before
 
@@ -49,11 +52,10 @@ class BatchBuilder:
         self._batch_ids: dict[str, Verdict] = {}
         self.checkpoints: dict[tuple[str, str], Checkpoint] = {}
         self._now = datetime.now(UTC)
-        self._rows = BatchWrite()
-        self._rows.committed_at = self._now
+        self._rows = BatchWrite(committed_at=self._now)
         self._order_seq: dict[str, int] = {}
         self._wc_seq: dict[str, int] = {}
-        self._downtimes: dict[str, tuple[Any, int]] = {}
+        self._downtimes: dict[str, tuple[Downtime, int]] = {}
         self.committed = CommittedBatch()
 
     def add(self, item: Event | RawRejection | CounterBaseline) -> Outcome:
@@ -101,7 +103,7 @@ class BatchBuilder:
         for c in result.confirmations:
             d.confirmations.append(c)
             self.cursor += 1
-            self._rows.confirmations.append(codec.confirmation_row(c, self.cursor, self._now))
+            self._rows.confirmations.append((self.cursor, c))
             self.committed.confirmations.append((self.cursor, c))
         for dt in result.downtimes:
             self._downtimes[dt.downtime_id] = (dt, self.seq)
@@ -132,13 +134,11 @@ class BatchBuilder:
 
     def _reject(self, event: Event, rejection: Rejection) -> Outcome:
         self.rejection += 1
-        self._rows.rejected.append({
-            "id": self.rejection, "event_id": event.event_id, "type": event.kind,
-            "work_center": event.work_center_ref, "order_id": event.order_ref,
-            "source": event.source, "actor": event.actor, "reason_code": rejection.code.value,
-            "reason": rejection.message, "payload": event_to_json(event),
-            "received_ts": event.received_ts, "rejected_at": self._now,
-        })
+        self._rows.refusals.append(Refusal(
+            id=self.rejection, event_id=event.event_id, type=event.kind,
+            work_center=event.work_center_ref, order_id=event.order_ref, source=event.source,
+            actor=event.actor, reason_code=rejection.code.value, reason=rejection.message,
+            payload=event_to_json(event), received_ts=event.received_ts))
         self.committed.rejections.append(RejectionRecord(
             self.rejection, event.event_id, event.kind, event.work_center_ref, event.source,
             rejection.code.value, rejection.message))
@@ -148,37 +148,29 @@ class BatchBuilder:
     def _reject_raw(self, raw: RawRejection) -> Outcome:
         self.rejection += 1
         payload = raw.payload if isinstance(raw.payload, dict | list) else {"raw": str(raw.payload)}
-        self._rows.rejected.append({
-            "id": self.rejection, "event_id": raw.event_id, "type": raw.type,
-            "work_center": raw.work_center, "order_id": None, "source": raw.source,
-            "actor": raw.actor, "reason_code": raw.reason_code, "reason": raw.reason,
-            "payload": payload, "received_ts": raw.received_ts or self._now,
-            "rejected_at": self._now,
-        })
+        self._rows.refusals.append(Refusal(
+            id=self.rejection, event_id=raw.event_id, type=raw.type,
+            work_center=raw.work_center, source=raw.source, actor=raw.actor,
+            reason_code=raw.reason_code, reason=raw.reason, payload=payload,
+            received_ts=raw.received_ts or self._now))
         self.committed.rejections.append(RejectionRecord(
             self.rejection, raw.event_id, raw.type, raw.work_center, raw.source,
             raw.reason_code, raw.reason))
         return Outcome(Status.REJECTED, raw.event_id, code=raw.reason_code, reason=raw.reason)
 
     def finish(self) -> tuple[BatchWrite, CommittedBatch]:
-        """The rows to write in one transaction, and what to tell listeners after it."""
+        """What to write in one transaction, and what to tell listeners after it."""
         rows, d = self._rows, self.decision
-        for oid, order in d.orders.items():
-            seq = self._order_seq[oid]
-            rows.orders.append(codec.order_row(order, seq))
-            rows.operations.extend(codec.operation_rows(order, seq))
-        for wc_id, wc in d.work_centers.items():
-            rows.work_centers.append(codec.wc_row(wc, self._wc_seq[wc_id]))
-        rows.downtimes.extend(codec.downtime_row(dt, seq) for dt, seq in self._downtimes.values())
-        rows.checkpoints.extend(
-            {"device": cp.device, "tag": cp.tag, "value": cp.value, "generation": cp.generation,
-             "updated_seq": self.seq}
-            for cp in self.checkpoints.values())
+        rows.orders.extend((order, self._order_seq[oid]) for oid, order in d.orders.items())
+        rows.work_centers.extend((wc, self._wc_seq[wc_id]) for wc_id, wc in d.work_centers.items())
+        rows.downtimes.extend(self._downtimes.values())
+        rows.checkpoints.extend(self.checkpoints.values())
+        rows.checkpoint_seq = self.seq
         for name, before, now in zip(("event_seq", "confirmation_cursor", "rejection_id"),
                                      self._start, (self.seq, self.cursor, self.rejection),
                                      strict=True):
             if now != before:
-                rows.high_water.append({"name": name, "value": now})
+                rows.high_water[name] = now
         self.committed.orders = dict(d.orders)
         self.committed.work_centers = dict(d.work_centers)
         return rows, self.committed

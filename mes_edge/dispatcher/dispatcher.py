@@ -36,9 +36,8 @@ from mes_edge.domain import (
     PlantRules,
     RawRejection,
 )
-from mes_edge.store import BatchWrite, Store
+from mes_edge.store import BatchWrite, Store, Verdict
 from mes_edge.store.errors import describe, is_storage_failure
-from mes_edge.store.writer import Verdict
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ async def page(store: Store, after: int, limit: int) -> list[Any]:
 
 
 async def _set_position(conn: Any, store: Store, consumer: str, cursor: int) -> None:
-    stmt = store._insert(feed_positions).values(consumer=consumer, cursor=cursor,
+    stmt = store.insert(feed_positions).values(consumer=consumer, cursor=cursor,
                                                 updated_at=datetime.now(UTC))
     await conn.execute(stmt.on_conflict_do_update(
         index_elements=["consumer"],
@@ -83,7 +83,7 @@ async def ack(store: Store, consumer: str, cursor: int,
                                        .where(confirmations.c.confirmation_id == cid))).first()
             if info is None:
                 continue
-            stmt = store._insert(confirmation_deliveries).values(
+            stmt = store.insert(confirmation_deliveries).values(
                 confirmation_id=cid, cursor=info.cursor, order_id=info.order_id, state=state,
                 message=message, attempts=1, updated_at=now)
             await conn.execute(stmt.on_conflict_do_update(
@@ -175,7 +175,7 @@ async def mark(store: Store, row: Any, state: str, message: str | None, attempts
     """Record the outcome of one push attempt (delivered, retrying or error)."""
     now = datetime.now(UTC)
     async with store.transaction() as conn:
-        stmt = store._insert(confirmation_deliveries).values(
+        stmt = store.insert(confirmation_deliveries).values(
             confirmation_id=row.confirmation_id, cursor=row.cursor, order_id=row.order_id,
             state=state, message=message, attempts=attempts, updated_at=now,
             http_status=http_status)

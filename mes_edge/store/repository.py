@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mes_edge.domain import Checkpoint, Event, MemoryState, event_from_json
 from mes_edge.store import codec
+from mes_edge.store.batch import (
+    BatchWrite,
+    batch_statements,
+    dialect_insert,
+    known_ids_statements,
+)
 from mes_edge.store.engine import create_engine, upgrade
 from mes_edge.store.tables import (
     confirmations,
@@ -23,13 +27,7 @@ from mes_edge.store.tables import (
     work_centers,
     work_orders,
 )
-from mes_edge.store.writer import (
-    BatchCommitter,
-    Build,
-    T,
-    batch_statements,
-    known_ids_statements,
-)
+from mes_edge.store.writer import BatchCommitter, Build, T
 
 
 @dataclass
@@ -43,44 +41,13 @@ class Loaded:
     checkpoints: dict[tuple[str, str], Checkpoint]
 
 
-@dataclass
-class BatchWrite:
-    """Everything one group commit writes, as rows (built by the dispatcher)."""
-
-    #: The event log of the batch as (seq, event); the writer makes its rows per backend.
-    event_log: list[tuple[int, Event]] = field(default_factory=list)
-    committed_at: datetime | None = None
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    operations: list[dict[str, Any]] = field(default_factory=list)
-    work_centers: list[dict[str, Any]] = field(default_factory=list)
-    downtimes: list[dict[str, Any]] = field(default_factory=list)
-    checkpoints: list[dict[str, Any]] = field(default_factory=list)
-    confirmations: list[dict[str, Any]] = field(default_factory=list)
-    #: {"name", "value"} rows of the numbers this batch handed out (never reused).
-    high_water: list[dict[str, Any]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.event_log or self.rejected or self.checkpoints)
-
-
-_UPSERT_KEYS: dict[str, list[str]] = {
-    "work_orders": ["order_id"],
-    "operations": ["order_id", "op_no"],
-    "work_centers": ["work_center"],
-    "downtimes": ["downtime_id"],
-    "counter_checkpoints": ["device", "tag"],
-    "high_water": ["name"],
-}
-
-
 class Store:
     """Owns the engine; every SQL statement of the service goes through here or the readers."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
-        self._committer = BatchCommitter(self)
+        self._committer = BatchCommitter(engine)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -94,16 +61,9 @@ class Store:
         await self._committer.close()
         await self.engine.dispose()
 
-    def _insert(self, table: Table) -> Any:
-        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
-
-    def _upsert(self, table: Table) -> Any:
-        stmt = self._insert(table)
-        keys = _UPSERT_KEYS[table.name]
-        return stmt.on_conflict_do_update(
-            index_elements=keys,
-            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
-        )
+    def insert(self, table: Table) -> Any:
+        """An INSERT of this backend's dialect (it knows ON CONFLICT)."""
+        return dialect_insert(self._dialect, table)
 
     async def load(self) -> Loaded:
         """Read the committed state: orders, work centers, confirmations, counters, sequences."""
@@ -151,9 +111,9 @@ class Store:
         return await self._committer.commit(ids, build)
 
     async def write(self, batch: BatchWrite) -> None:
-        """Write rows in one transaction (tests and tools; the dispatcher uses commit_batch)."""
+        """Write a batch in one transaction (tests and tools; the dispatcher uses commit_batch)."""
         async with self.engine.begin() as conn:
-            for stmt, params in batch_statements(self, batch):
+            for stmt, params in batch_statements(self._dialect, batch):
                 await conn.execute(stmt, params)
 
     async def read_events(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, Event]]:

@@ -1,4 +1,4 @@
-"""The batch statements as plain SQL for the SQLite writer thread.
+"""The batch statements (store.batch.WRITES) as plain SQL for the SQLite writer thread.
 
 SQLAlchemy's per-row bind processing costs more than SQLite itself on the commit path
 (measured); the writer thread therefore sends each batch's rows through the driver's
@@ -8,16 +8,18 @@ goes through SQLAlchemy, sees the same thing).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Boolean, Date, Table
+from sqlalchemy import JSON, Boolean, Date
 
 from mes_edge.domain import Event
 from mes_edge.domain.events import event_json
-from mes_edge.store.tables import UtcDateTime
+from mes_edge.store.batch import WRITES, BatchWrite, TableWrite
+from mes_edge.store.tables import UtcDateTime, events
 
 
 def sqlite_timestamp(value: datetime | None) -> str | None:
@@ -55,44 +57,46 @@ def _converter(column_type: Any) -> Callable[[Any], Any] | None:
 
 
 class RawStatement:
-    """INSERT (optionally ON CONFLICT ... DO UPDATE / DO NOTHING) of whole rows of a table."""
+    """A TableWrite as plain SQL: INSERT (ON CONFLICT ... DO UPDATE / DO NOTHING) of whole rows."""
 
-    def __init__(self, table: Table, *, upsert_keys: list[str] | None = None,
-                 ignore_conflicts: bool = False) -> None:
+    def __init__(self, write: TableWrite) -> None:
+        table, keys = write.table, write.upsert_keys
         self.columns = [c.name for c in table.columns]
         quoted = ", ".join(f'"{c}"' for c in self.columns)
         sql = (f'INSERT INTO "{table.name}" ({quoted}) '
                f"VALUES ({', '.join('?' for _ in self.columns)})")
-        if upsert_keys:
-            keys = ", ".join(f'"{k}"' for k in upsert_keys)
-            sets = ", ".join(f'"{c}" = excluded."{c}"' for c in self.columns
-                             if c not in upsert_keys)
-            sql += f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
-        elif ignore_conflicts:
+        if keys:
+            sets = ", ".join(f'"{c}" = excluded."{c}"' for c in self.columns if c not in keys)
+            conflict = ", ".join(f'"{k}"' for k in keys)
+            sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
+        elif write.ignore_conflicts:
             sql += " ON CONFLICT DO NOTHING"
         self.sql = sql
-        # One generated function per table turns a row dict into its parameter tuple: this
-        # runs for every row of every batch.
-        scope: dict[str, Any] = {}
-        items = []
-        for i, c in enumerate(table.columns):
-            fn = _converter(c.type)
-            if fn is None:
-                items.append(f"r[{c.name!r}]")
-            else:
-                scope[f"f{i}"] = fn
-                items.append(f"f{i}(r[{c.name!r}])")
-        exec(f"def row(r):\n    return ({', '.join(items)},)", scope)
-        self._row: Callable[[dict[str, Any]], tuple[Any, ...]] = scope["row"]
+        self.write = write
+        # This runs for every row of every batch: the values come out of the dict in C
+        # (itemgetter), and only the few columns that need it are converted.
+        self._values = itemgetter(*self.columns)
+        self._conversions = [(i, fn) for i, c in enumerate(table.columns)
+                             if (fn := _converter(c.type)) is not None]
 
     def params(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         """The rows as parameter tuples, in column order, converted for SQLite."""
-        row = self._row
-        return [row(r) for r in rows]
+        values, conversions = self._values, self._conversions
+        out: list[tuple[Any, ...]] = []
+        for r in rows:
+            v = list(values(r))
+            for i, fn in conversions:
+                v[i] = fn(v[i])
+            out.append(tuple(v))
+        return out
 
+
+#: The batch's statements (WRITES, minus the event log, which has its own faster codec below).
+RAW_WRITES = tuple(RawStatement(w) for w in WRITES if w.table is not events)
 
 EVENT_COLUMNS = ("seq", "event_id", "type", "work_center", "order_id", "source", "actor",
                  "source_ts", "received_ts", "committed_at", "payload")
+assert EVENT_COLUMNS == tuple(c.name for c in events.columns), "event_params is out of date"
 EVENTS_SQL = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
               f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})")
 
@@ -105,3 +109,13 @@ def event_params(log: list[tuple[int, Event]], committed_at: datetime | None,
     return [(seq, e.event_id, e.kind, e.work_center_ref, e.order_ref, e.source, e.actor,
              sqlite_timestamp(e.source_ts), sqlite_timestamp(e.received_ts), committed,
              event_json(e)) for seq, e in log]
+
+
+def raw_batch(b: BatchWrite) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    """The statements of one batch as (SQL, parameter tuples), in WRITES' order."""
+    if b.event_log:
+        yield EVENTS_SQL, event_params(b.event_log, b.committed_at)
+    for raw in RAW_WRITES:
+        rows = raw.write.rows(b)
+        if rows:
+            yield raw.sql, raw.params(rows)
