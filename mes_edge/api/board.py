@@ -8,13 +8,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import desc, select
 
 from mes_edge.api.confirmations import delivery_out
 from mes_edge.api.deps import ServiceDep, SupervisorDep
-from mes_edge.api.operator import (
-    StationItemOut,
-    UnassignedOut,
+from mes_edge.api.schemas import DeliveryOut, DowntimeOut, StationItemOut, UnassignedOut
+from mes_edge.api.station_views import (
     current_of,
     downtime_out,
     open_items,
@@ -22,10 +20,8 @@ from mes_edge.api.operator import (
     queue_of,
     unassigned_of,
 )
-from mes_edge.api.schemas import DeliveryOut, DowntimeOut
 from mes_edge.domain import MemoryState, OperationStatus
-from mes_edge.store import Store, feed
-from mes_edge.store.tables import rejected_events
+from mes_edge.store import Store, feed, reads
 
 router = APIRouter(prefix="/api/v1", tags=["supervisor board"])
 
@@ -151,13 +147,7 @@ def _stalled(items: list[StationItemOut], now: datetime, minutes: float) -> list
 async def latest_rejections(store: Store, limit: int, work_center: str | None = None,
                             before: int | None = None) -> list[RejectedOut]:
     """The latest refused events, newest first (older pages: ids below `before`)."""
-    query = select(rejected_events).order_by(desc(rejected_events.c.id)).limit(limit)
-    if work_center is not None:
-        query = query.where(rejected_events.c.work_center == work_center)
-    if before is not None:
-        query = query.where(rejected_events.c.id < before)
-    async with store.engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
+    rows = await reads.latest_rejections(store, limit, work_center, before)
     return [RejectedOut(
         id=r.id, event_id=r.event_id, type=r.type, work_center=r.work_center,
         order_id=r.order_id, source=r.source, actor=r.actor, reason_code=r.reason_code,

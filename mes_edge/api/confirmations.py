@@ -25,7 +25,7 @@ from mes_edge.api.schemas import (
 from mes_edge.api.submit import submit
 from mes_edge.contracts.erp import ConfirmationOut, confirmation_out
 from mes_edge.domain import ConfirmationReversed, ConfirmationsDue
-from mes_edge.store import codec, feed
+from mes_edge.store import codec, feed, reads
 
 router = APIRouter(prefix="/api/v1/confirmations", tags=["confirmations (ERP)"])
 PULL = "erp-pull"
@@ -96,11 +96,7 @@ async def reverse_confirmation(confirmation_id: str, service: ServiceDep,
         actor=principal.name, order_id=original.order_id, confirmation_id=confirmation_id,
         reason=body.reason))
     reversal_id = service.dispatcher.state.reversal_of(confirmation_id)
-    from mes_edge.store.tables import confirmations
-
-    rows = await service.store.rows(confirmations,
-                                    confirmations.c.confirmation_id == reversal_id)
-    return confirmation_out(rows[0])
+    return confirmation_out(await reads.confirmation(service.store, reversal_id))
 
 
 class FlushOut(BaseModel):

@@ -104,3 +104,18 @@ def check_work_center(principal: Principal, work_center: str) -> None:
     if not principal.may_act_on(work_center):
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             f"this token may not act on work center {work_center}")
+
+
+OperatorOrSupervisor = Annotated[Principal, Depends(require(Role.OPERATOR, Role.SUPERVISOR))]
+
+
+async def station_caller(work_center: str, principal: OperatorOrSupervisor,
+                         service: ServiceDep) -> Principal:
+    """Operator tokens only at their own work centers; supervisors and admins everywhere."""
+    check_work_center(principal, work_center)
+    if work_center not in service.rules.work_centers:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown work center {work_center}")
+    return principal
+
+
+StationCaller = Annotated[Principal, Depends(station_caller)]

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+
+from mes_edge.store import reads
 
 router = APIRouter(tags=["health"])
 
@@ -57,8 +58,8 @@ async def readyz(request: Request) -> JSONResponse:
     body: dict[str, Any] = {"database": "ok", "drivers": service.health()}
     ok = True
     try:
-        async with asyncio.timeout(5.0), service.store.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with asyncio.timeout(5.0):
+            await reads.ping(service.store)
     except Exception as err:  # any failure means: not ready
         body["database"] = f"error: {type(err).__name__}"
         ok = False

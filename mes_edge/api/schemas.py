@@ -303,3 +303,46 @@ class ActionOut(BaseModel):
     outcome: str = Field(description="accepted | unchanged | duplicate | logged_in | logged_out")
     event_id: str | None
     station: StationOut
+
+
+# -- station tablets (shared by the station, board and live-update endpoints) ----------------
+
+class StationItemOut(QueueItemOut):
+    """A queue item with the machine counts the routing did not plan for (accepted, flagged)."""
+
+    over_produced: int = Field(0, description="machine good beyond planned + tolerance")
+    beyond_handover: int = Field(0, description="processed beyond what the predecessor handed over")
+
+
+class UnassignedOut(BaseModel):
+    """Open unassigned production of a work center: counted while no operation ran."""
+
+    good: int
+    scrap: dict[str, int]
+    rework: int
+    since: datetime | None
+    last: datetime | None
+
+
+class StationView(StationOut):
+    """Everything a station tablet shows, with the work center's own rules."""
+
+    current: StationItemOut | None = Field(description="the operation running on the work center")
+    queue: list[StationItemOut] = Field(  # type: ignore[assignment]  # pydantic narrows it
+        description="running, paused, ready, waiting operations")
+    micro_stop_s: float = Field(description="stops shorter than this ask for no reason")
+    server_time: datetime = Field(description="the server's clock, to age open downtimes")
+    unassigned: UnassignedOut | None = Field(description="machine counts no operation took")
+
+
+class StationActionOut(ActionOut):
+    """What a station write did, and the station afterwards."""
+
+    station: StationView
+
+
+class PauseIn(OperationRefIn):
+    """Pause the running operation (or the one named), with the reason of the stop."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="downtime reason code; an operator-counted work center records it")

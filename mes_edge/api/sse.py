@@ -19,8 +19,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 
-from mes_edge.api.deps import SupervisorDep
-from mes_edge.api.operator import StationCaller, current_of
+from mes_edge.api.deps import StationCaller, SupervisorDep
+from mes_edge.api.station_views import current_of
 from mes_edge.dispatcher import CommittedBatch, Dispatcher
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,8 @@ class LiveUpdates:
 
     def on_commit(self, batch: CommittedBatch) -> None:
         """Dispatcher listener: tell the clients of every work center the batch touched."""
-        touched = set(batch.work_centers)
-        for order in batch.orders.values():
-            touched.update(op.work_center for op in order.operations)
+        touched = batch.touched_work_centers()
+        # A refused event changes nothing, but its station and the board show the refusal.
         touched.update(r.work_center for r in batch.rejections if r.work_center)
         seq = batch.events[-1][0] if batch.events else None
         self._publish(touched, seq, rejected=bool(batch.rejections))

@@ -49,10 +49,7 @@ class CommitPublisher:
         self.publisher = publisher
 
     def __call__(self, batch: CommittedBatch) -> None:
-        touched = set(batch.work_centers)
-        for order in batch.orders.values():
-            touched.update(op.work_center for op in order.operations)
-        for wc in sorted(touched):
+        for wc in sorted(batch.touched_work_centers()):
             self.publisher.publish_state(self.site, wc, work_center_view(self.dispatcher.state, wc))
         for r in batch.rejections:
             self.publisher.publish_alert(self.site, {

@@ -65,3 +65,11 @@ class CommittedBatch:
     downtimes: list[Downtime] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     rejections: list[RejectionRecord] = field(default_factory=list)
+
+    def touched_work_centers(self) -> set[str]:
+        """The work centers whose state this commit changed: those changed themselves and
+        those of every operation of every changed order."""
+        touched = set(self.work_centers)
+        for order in self.orders.values():
+            touched.update(op.work_center for op in order.operations)
+        return touched
