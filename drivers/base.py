@@ -46,6 +46,12 @@ class Driver:
         if self._task is None:
             self._task = asyncio.create_task(self._run_guarded(), name=f"driver:{self.name}")
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The driver's loop task while it runs (None before start() and after close()), so
+        a supervisor can watch it end."""
+        return self._task
+
     async def _run_guarded(self) -> None:
         try:
             await self._run()

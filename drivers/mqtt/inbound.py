@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import threading
 from dataclasses import asdict, dataclass
 from types import TracebackType
@@ -47,6 +46,7 @@ from drivers.mqtt.items import (
     RejectedMessage,
 )
 from drivers.mqtt.payloads import PayloadSchemas, describe_validation_error, validate_payload
+from drivers.mqtt.watchdog import ConnackWatchdog
 
 #: How often a network thread waiting for queue space checks whether the driver is closing.
 _SLOT_POLL_S = 0.25
@@ -97,12 +97,8 @@ class MqttInboundDriver:
         self._client: paho.Client | None = None
         # Bumped on each successful CONNACK; an item acks only on the connection it came from.
         self._generation = 0
-        # The socket that waits for its CONNACK (set in paho's thread, read on the loop): a
-        # port that accepts TCP but does not speak MQTT never answers, and paho alone would
-        # wait a whole keepalive, silently, before trying again.
-        self._awaiting_connack: Any = None
-        self._no_connack: str | None = None
-        self._connack_timer: asyncio.TimerHandle | None = None
+        self._connack = ConnackWatchdog(f"{cfg.host}:{cfg.port}", cfg.connect_timeout,
+                                        loop=lambda: self._loop, closing=self._closing.is_set)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -126,9 +122,7 @@ class MqttInboundDriver:
     async def close(self) -> None:
         """Disconnect cleanly (unacked messages stay in the broker session) and join paho."""
         self._closing.set()
-        if self._connack_timer is not None:
-            self._connack_timer.cancel()
-            self._connack_timer = None
+        self._connack.cancel()
         client, self._client = self._client, None
         if client is not None:
             # Let paho's thread write the PUBACKs queued by the last ack() calls first: paho
@@ -231,34 +225,11 @@ class MqttInboundDriver:
             loop.call_soon_threadsafe(self.health.set_state, state, self.log, error)
 
     def _on_socket_open(self, _c: paho.Client, _ud: Any, sock: Any) -> None:
-        self._awaiting_connack, self._no_connack = sock, None
-        loop = self._loop
-        if loop is not None and not self._closing.is_set():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._arm_connack_timer, sock)
-
-    def _arm_connack_timer(self, sock: Any) -> None:
-        if self._connack_timer is not None:
-            self._connack_timer.cancel()
-        if self._closing.is_set() or self._loop is None:
-            return
-        self._connack_timer = self._loop.call_later(self.cfg.connect_timeout,
-                                                    self._connack_overdue, sock)
-
-    def _connack_overdue(self, sock: Any) -> None:
-        """No CONNACK in time: end this socket (paho reconnects with its growing delay)."""
-        self._connack_timer = None
-        if self._awaiting_connack is not sock:
-            return
-        self._no_connack = f"no CONNACK within {self.cfg.connect_timeout:g}s"
-        # shutdown, not close: paho's thread owns the descriptor; it sees the end of the
-        # stream, reports a disconnect and schedules the next attempt.
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+        self._connack.socket_opened(sock)
 
     def _on_connect(self, client: paho.Client, _ud: Any, flags: Any, reason: Any,
                     _props: Any) -> None:
-        self._awaiting_connack = None  # an MQTT answer, even a refusal
+        self._connack.answered()
         if reason.is_failure:
             self._to_loop(ConnectionState.DISCONNECTED, f"broker refused: {reason}")
             return
@@ -288,12 +259,10 @@ class MqttInboundDriver:
 
     def _on_disconnect(self, _c: paho.Client, _ud: Any, _flags: Any, reason: Any,
                        _props: Any) -> None:
-        if self._awaiting_connack is not None:
-            # The socket never got a CONNACK: whatever listens there is not an MQTT broker.
-            why = self._no_connack or f"the connection was closed ({reason_text(reason)})"
-            self._awaiting_connack = None
-            self._to_loop(ConnectionState.DISCONNECTED,
-                          f"{self.cfg.host}:{self.cfg.port} does not answer MQTT: {why}")
+        # A socket that never got a CONNACK: whatever listens there is not an MQTT broker.
+        not_mqtt = self._connack.disconnect_reason(reason_text(reason))
+        if not_mqtt is not None:
+            self._to_loop(ConnectionState.DISCONNECTED, not_mqtt)
         else:
             self._to_loop(ConnectionState.DISCONNECTED, f"disconnected: {reason_text(reason)}")
         if self._loop is not None:

@@ -32,6 +32,7 @@ from drivers.health import ConnectionState, DriverHealth
 from drivers.mqtt.config import MqttConfig
 from drivers.mqtt.connection import build_client, reason_text, start_client
 from drivers.mqtt.topics import TopicTemplate
+from drivers.mqtt.watchdog import ConnackWatchdog
 
 #: QoS > 0 messages of one queue handed to paho at once; the rest wait in our bounded queue.
 _WINDOW = 32
@@ -103,6 +104,10 @@ class MqttPublisher:
         self._idle.set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: paho.Client | None = None
+        self._closing = False
+        # A wrong port (no MQTT there) is one clear log line, as for the inbound driver.
+        self._connack = ConnackWatchdog(f"{cfg.host}:{cfg.port}", cfg.connect_timeout,
+                                        loop=lambda: self._loop, closing=lambda: self._closing)
 
     async def start(self) -> None:
         """Start connecting in paho's thread (idempotent, non-blocking)."""
@@ -114,6 +119,7 @@ class MqttPublisher:
         client.max_inflight_messages_set(0)  # our windows bound what is in flight
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
+        client.on_socket_open = self._on_socket_open
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         self._client = client
@@ -125,6 +131,8 @@ class MqttPublisher:
         if self._client is not None and not self._idle.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), flush_timeout)
+        self._closing = True
+        self._connack.cancel()
         client, self._client = self._client, None
         self.stats.unsent_at_close = self.pending
         if self.stats.unsent_at_close:
@@ -246,6 +254,7 @@ class MqttPublisher:
 
     def _on_connect(self, _c: paho.Client, _ud: Any, _flags: Any, reason: Any,
                     _props: Any) -> None:
+        self._connack.answered()
         if reason.is_failure:
             self._call(self.health.set_state, ConnectionState.DISCONNECTED, self.log,
                        f"broker refused: {reason}")
@@ -259,9 +268,13 @@ class MqttPublisher:
 
     def _on_disconnect(self, _c: paho.Client, _ud: Any, _flags: Any, reason: Any,
                        _props: Any) -> None:
+        not_mqtt = self._connack.disconnect_reason(reason_text(reason))
         if self._client is not None:
             self._call(self.health.set_state, ConnectionState.DISCONNECTED, self.log,
-                       f"disconnected: {reason_text(reason)}")
+                       not_mqtt or f"disconnected: {reason_text(reason)}")
+
+    def _on_socket_open(self, _c: paho.Client, _ud: Any, sock: Any) -> None:
+        self._connack.socket_opened(sock)
 
     def _on_publish(self, _c: paho.Client, _ud: Any, mid: int, _reason: Any,
                     _props: Any) -> None:

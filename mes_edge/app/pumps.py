@@ -125,9 +125,9 @@ class DeviceLoop:
         await driver.start()
         pump = asyncio.create_task(pump_signals(driver, rules, self._dispatcher, self._pending),
                                    name=f"pump:{self.name}")
-        # Driver exposes no public handle on its loop task: a loop that died would otherwise
-        # leave the pump waiting for batches for ever.
-        driver_task: asyncio.Task[None] | None = getattr(driver, "_task", None)
+        # Watch the driver's loop task too: a loop that died would otherwise leave the pump
+        # waiting for batches for ever.
+        driver_task = driver.task
         watched: set[asyncio.Future[None]] = {pump}
         if driver_task is not None:
             watched.add(driver_task)
