@@ -25,3 +25,12 @@ def test_mypy_clean(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache")],
                          cwd=ROOT, capture_output=True, text=True, timeout=580)
     assert res.returncode == 0, res.stdout[-4000:]
+
+
+def test_import_layers_kept() -> None:
+    """The import-linter contracts of pyproject.toml (docs/architecture.md: the layers)."""
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    assert Path(exe).exists(), "import-linter is a test dependency: run tests/run.sh"
+    res = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stdout[-4000:]
