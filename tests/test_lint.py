@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ruff_clean() -> None:
-    exe = shutil.which("ruff")
+    # The interpreter's own scripts first: tests/run.sh may run a virtualenv not on PATH.
+    beside = Path(sys.executable).with_name("ruff")
+    exe = str(beside) if beside.exists() else shutil.which("ruff")
     assert exe, "ruff is a test dependency: run tests/run.sh"
     res = subprocess.run([exe, "check", "--no-cache", "."], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
@@ -29,7 +31,8 @@ def test_mypy_clean(tmp_path: Path) -> None:
 
 def test_import_layers_kept() -> None:
     """The import-linter contracts of pyproject.toml (docs/architecture.md: the layers)."""
-    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    beside = Path(sys.executable).with_name("lint-imports")
+    exe = str(beside) if beside.exists() else (shutil.which("lint-imports") or str(beside))
     assert Path(exe).exists(), "import-linter is a test dependency: run tests/run.sh"
     res = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True,
                          timeout=300)

@@ -68,7 +68,8 @@ async def readyz(request: Request) -> JSONResponse:
                            "last_seq": d.last_seq} if d else None)
     # The dispatcher reports a storage outage (commits failing, events waiting for retry).
     storage_down = bool(getattr(d, "storage_down", False))
-    body["storage"] = (f"down: {getattr(d, 'storage_error', None) or 'commits fail'}"
+    reason = getattr(d, "storage_reason", None) or getattr(d, "storage_error", None)
+    body["storage"] = (f"down: {reason or 'commits fail'}"
                        if storage_down else "ok")
     problems: dict[str, str] = service.problems()
     body["problems"] = problems

@@ -46,7 +46,7 @@ def storage_unavailable(dispatcher: Dispatcher) -> HTTPException:
         detail={"code": "storage_unavailable",
                 "message": "the database is not reachable; nothing was refused - send the same "
                            "request again (with the same Idempotency-Key) later",
-                "reason": dispatcher.storage_error},
+                "reason": dispatcher.storage_reason},
         headers={"Retry-After": "5"})
 
 

@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[CommittedBatch], Any]
 
+#: A single commit taking longer than this means the storage is in trouble (locked, stalled):
+#: /readyz says not ready and API writes answer 503 meanwhile (nothing is refused).
+STALL_S = 3.0
+
 
 class DispatcherClosed(RuntimeError):
     """Raised to producers once the dispatcher stops taking events."""
@@ -93,6 +97,7 @@ class Dispatcher:
         self._closed = True
         self._seq = self._cursor = self._rejection = 0
         self._down_since: float | None = None
+        self._commit_since: float | None = None
         self.storage_error: str | None = None
 
     # -- life cycle -------------------------------------------------------------------------
@@ -230,7 +235,11 @@ class Dispatcher:
         delay = 0.05
         while True:
             try:
-                await self._commit(items)
+                self._commit_since = time.monotonic()
+                try:
+                    await self._commit(items)
+                finally:
+                    self._commit_since = None
                 self._storage_ok()
                 return
             except Exception as err:
@@ -279,13 +288,35 @@ class Dispatcher:
 
     @property
     def storage_down(self) -> bool:
-        """True while commits fail because the storage is away (for /readyz and the API)."""
-        return self._down_since is not None
+        """True while commits fail because the storage is away, or while one commit has waited
+        longer than `STALL_S` (a database locked by another process, a stalled disk): for
+        /readyz and the API."""
+        return self._down_since is not None or self.commit_waiting_for >= STALL_S
+
+    @property
+    def commit_waiting_for(self) -> float:
+        """Seconds the commit in progress has taken so far (0 when none runs)."""
+        since = self._commit_since
+        return 0.0 if since is None else time.monotonic() - since
 
     @property
     def storage_down_for(self) -> float:
-        """Seconds the current outage has lasted (0 when the storage is up)."""
-        return 0.0 if self._down_since is None else time.monotonic() - self._down_since
+        """Seconds the current outage (or stalled commit) has lasted (0 when the storage is up)."""
+        if self._down_since is not None:
+            return time.monotonic() - self._down_since
+        waiting = self.commit_waiting_for
+        return waiting if waiting >= STALL_S else 0.0
+
+    @property
+    def storage_reason(self) -> str | None:
+        """Why the storage counts as down, for /readyz and the 503 answers."""
+        if self._down_since is not None:
+            return self.storage_error
+        waiting = self.commit_waiting_for
+        if waiting >= STALL_S:
+            return (f"a commit has waited {waiting:.0f} s: the database is locked by another "
+                    "process or the disk stalls")
+        return None
 
     @property
     def outage_seconds(self) -> float:
