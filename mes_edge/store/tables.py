@@ -202,6 +202,8 @@ api_tokens = Table(
     Column("secret_hash", String(64), nullable=False, unique=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime),
+    Column("expires_at", UtcDateTime),  # issue 12: None = never
+    Column("last_used_at", UtcDateTime),  # updated at most once a minute
 )
 
 #: Operators who identify at a station by badge or PIN (PINs stored as scrypt hashes).
@@ -251,4 +253,18 @@ high_water = Table(
     "high_water", metadata,
     Column("name", Code, primary_key=True),
     Column("value", BigInteger, nullable=False),
+)
+
+#: Issue 12: the audit trail (logins, failed logins, writes by token, supervisor overrides).
+#: Append-only: the code has no UPDATE or DELETE of it; on PostgreSQL a trigger refuses both.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", UtcDateTime, nullable=False),
+    Column("kind", Code, nullable=False),  # login | login_failed | write | override | admin
+    Column("actor", String(200), nullable=False),  # token name or operator badge
+    Column("token_id", String(32)),
+    Column("work_center", Code),
+    Column("detail", Json, nullable=False),
+    Index("ix_audit_log_ts", "ts"),
 )
