@@ -35,12 +35,70 @@ class DatabaseSettings(Strict):
     auto_migrate: bool = Field(True, description="upgrade the schema at start-up")
 
 
+class TlsSettings(Strict):
+    """HTTPS for the API (issue 12): both files or neither."""
+
+    cert_file: str | None = Field(None, description="PEM certificate (chain) of the API")
+    key_file: str | None = Field(None, description="PEM private key of that certificate")
+
+    @model_validator(mode="after")
+    def _both(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("api.tls needs both cert_file and key_file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the API serves HTTPS."""
+        return self.cert_file is not None
+
+
 class ApiSettings(Strict):
     """The HTTP API and tablet UI."""
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    public_urls: list[str] = Field(
+        default_factory=list,
+        description="origins the tablets use (scheme://host[:port]); default: the listen address")
+    tls: TlsSettings = Field(default_factory=lambda: TlsSettings())
+    sse_per_token: int = Field(
+        10, ge=1, description="live-update connections one token may hold at once")
+
+    @field_validator("public_urls")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for url in value:
+            m = re.fullmatch(r"(https?)://([^/?#\s]+)/?", url.strip(), re.IGNORECASE)
+            if m is None:
+                raise ValueError(f"{url!r} is not an origin like https://mes.plant.example:8443")
+            out.append(f"{m.group(1).lower()}://{m.group(2).lower()}")
+        return out
+
+    def origins(self) -> set[str]:
+        """The origins a cookie-authenticated write may come from."""
+        if self.public_urls:
+            return set(self.public_urls)
+        scheme = "https" if self.tls.enabled else "http"
+        hosts = {self.host}
+        if self.host in ("0.0.0.0", "::", "127.0.0.1"):
+            hosts |= {"127.0.0.1", "localhost"}
+        return {f"{scheme}://{h}:{self.port}".lower() for h in hosts}
+
+
+class SecuritySettings(Strict):
+    """Who may sign in and what must prove itself (issue 12)."""
+
+    require_pin: bool = Field(
+        False, description="operators need a PIN to sign in (one without a PIN cannot)")
+    unverified_operator: Literal["record", "refuse"] = Field(
+        "record", description="an MQTT event naming an operator not signed in at that station: "
+        "record it with the claim marked unverified, or refuse it")
+    protect_metrics: bool = Field(False, description="/metrics needs a token (any role)")
+    protect_docs: bool = Field(
+        False, description="/docs, /redoc and /openapi.json need a token (any role)")
 
 
 class ErpSettings(Strict):
@@ -274,6 +332,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     mqtt: MqttConfig | None = None
     api: ApiSettings = ApiSettings()
+    security: SecuritySettings = Field(default_factory=lambda: SecuritySettings())
     erp: ErpSettings = ErpSettings()
     production: ProductionSettings = ProductionSettings()
     work_centers: list[WorkCenterSettings] = Field(min_length=1)
