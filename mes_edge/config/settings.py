@@ -6,6 +6,8 @@ setting silently ignored.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -162,6 +164,78 @@ class UnassignedSettings(Strict):
         False, description="assign them to the next operation started on the work center")
 
 
+class AlertThresholdOverrides(Strict):
+    """Alert thresholds of one work center; each key left out takes the plant's (`alerts`)."""
+
+    stalled_cycles: float | None = Field(None, gt=0)
+    stalled_minutes: float | None = Field(None, gt=0)
+    scrap_rate_pct: float | None = Field(None, ge=0, le=100)
+    scrap_window_minutes: float | None = Field(None, gt=0)
+    scrap_min_quantity: int | None = Field(None, ge=1)
+    down_minutes: float | None = Field(None, gt=0)
+    reason_missing_minutes: float | None = Field(None, ge=0)
+    disconnected_seconds: float | None = Field(None, gt=0)
+    unassigned_minutes: float | None = Field(None, ge=0)
+    late_enabled: bool | None = None
+
+
+class AlertThresholds(Strict):
+    """When each kind of alert is raised (plant-wide; a work center may override any key)."""
+
+    stalled_cycles: float = Field(
+        20.0, gt=0, description="operation stalled: no count for this many ideal cycles")
+    stalled_minutes: float = Field(
+        10.0, gt=0, description="operation stalled without an ideal cycle time: no count for this")
+    scrap_rate_pct: float = Field(10.0, ge=0, le=100, description="scrap rate above this")
+    scrap_window_minutes: float = Field(60.0, gt=0, description="over this rolling window")
+    scrap_min_quantity: int = Field(20, ge=1, description="with at least this many parts in it")
+    down_minutes: float = Field(5.0, gt=0, description="machine down longer than this")
+    reason_missing_minutes: float = Field(
+        2.0, ge=0, description="a downtime without a reason for this long after it began")
+    disconnected_seconds: float = Field(30.0, gt=0, description="device disconnected this long")
+    unassigned_minutes: float = Field(
+        2.0, ge=0, description="unassigned production waiting this long for a supervisor")
+    late_enabled: bool = Field(True, description="raise order-late alerts (projected finish)")
+
+    def merged(self, over: AlertThresholdOverrides | None) -> AlertThresholds:
+        """These thresholds with a work center's overrides applied."""
+        if over is None:
+            return self
+        return self.model_copy(update=over.model_dump(exclude_none=True))
+
+
+class WebhookSettings(Strict):
+    """One destination of alert webhooks (Standard Webhooks signatures)."""
+
+    name: Name
+    url: str = Field(min_length=1, description="where alert events are POSTed")
+    secret: SecretStr = Field(description="`whsec_` + base64 key (Standard Webhooks)")
+    timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if not raw.startswith("whsec_"):
+            raise ValueError("a webhook secret starts with 'whsec_' followed by base64")
+        try:
+            key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError) as err:
+            raise ValueError("the part after 'whsec_' is not valid base64") from err
+        if len(key) < 16:
+            raise ValueError("a webhook key needs at least 16 bytes (24 base64 characters)")
+        return value
+
+
+class AlertSettings(Strict):
+    """Alerts: thresholds, how often time-based ones are evaluated, webhooks."""
+
+    evaluate_every_s: float = Field(
+        5.0, gt=0, le=300, description="how often the time-based alert kinds are evaluated")
+    thresholds: AlertThresholds = Field(default_factory=lambda: AlertThresholds())
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+
+
 class WorkCenterSettings(Strict):
     """A work center and who counts its production."""
 
@@ -174,6 +248,8 @@ class WorkCenterSettings(Strict):
     scrap_reasons: list[str] | None = Field(
         None, description="codes of production.scrap_reasons offered here (default: all)")
     calendar: Name | None = Field(None, description="name of a shift calendar in `calendars`")
+    alerts: AlertThresholdOverrides | None = Field(
+        None, description="alert thresholds of this work center (default: the plant's)")
 
 
 class ModbusDevice(ModbusDeviceConfig):
@@ -341,6 +417,7 @@ class Settings(BaseSettings):
     scan_patterns: list[ScanPattern] = Field(default_factory=lambda: list(DEFAULT_SCAN_PATTERNS))
     calendars: dict[Name, CalendarSettings] = Field(
         default_factory=dict, description="shift calendars by name (see docs/config.md)")
+    alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
 
     @classmethod
     def settings_customise_sources(
