@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from mes_edge.api.confirmations import delivery_out
 from mes_edge.api.deps import ServiceDep, SupervisorDep
@@ -15,9 +15,8 @@ from mes_edge.api.schemas import DeliveryOut, DowntimeOut, StationItemOut, Unass
 from mes_edge.api.station_views import (
     current_of,
     downtime_out,
-    open_items,
+    items_of,
     operator_of,
-    queue_of,
     unassigned_of,
 )
 from mes_edge.domain import MemoryState, OperationStatus
@@ -45,6 +44,10 @@ class WorkCenterTileOut(BaseModel):
     micro_stop_s: float = Field(description="shorter stops are micro-stops: no reason is asked")
     unassigned: UnassignedOut | None = Field(
         description="machine counts no operation took: a supervisor assigns or writes them off")
+    counts: dict[str, int] = Field(
+        default_factory=dict, description="operations of open orders here, by status")
+    late: int = Field(0, description="operations here that are overdue or projected late")
+    stalled: int = Field(0, description="running operations here with no report for a while")
 
 
 class AttentionOut(BaseModel):
@@ -97,13 +100,17 @@ def _quantities_of(payload: object) -> dict[str, object]:
 
 
 class BoardOut(BaseModel):
-    """The supervisor board: work centers, WIP, late and stalled operations, rejections."""
+    """The supervisor board: work centers, the first page of WIP, late and stalled operations,
+    rejections. Its cost follows the number of work centers and the page, not the orders."""
 
     generated_at: datetime
     stalled_minutes: float
     work_centers: list[WorkCenterTileOut]
-    wip: list[StationItemOut]
+    wip: list[StationItemOut] = Field(
+        description="the first page of WIP (`GET /board/wip` pages and filters the rest)")
+    wip_total: int = Field(0, description="operations of open orders")
     late: list[AttentionOut]
+    late_total: int = 0
     stalled: list[AttentionOut]
     rejected: list[RejectedOut]
     delivery_errors: list[DeliveryOut] = Field(
@@ -111,37 +118,43 @@ class BoardOut(BaseModel):
         "supervisor to retry or skip them (push mode)")
 
 
-def _late(items: list[StationItemOut], now: datetime) -> list[AttentionOut]:
-    out = []
-    for i in items:
-        if i.status in _FINISHED or i.due is None:
-            continue
-        why: Literal["overdue", "projected_late"] | None = None
-        if i.due < now:
-            why = "overdue"
-        elif i.projected_finish is not None and i.projected_finish > i.due:
-            why = "projected_late"
-        if why:
-            out.append(AttentionOut(
-                order_id=i.order_id, op_no=i.op_no, work_center=i.work_center, status=i.status,
-                why=why, due=i.due, projected_finish=i.projected_finish,
-                last_activity=i.last_report or i.actual_start, minutes_idle=None))
-    return sorted(out, key=lambda a: (a.due or now, a.order_id, a.op_no))
+class WipPageOut(BaseModel):
+    """One page of the WIP table (operations of open orders), filtered on the server."""
+
+    total: int = Field(description="operations matching the filters")
+    offset: int
+    limit: int
+    items: list[StationItemOut]
 
 
-def _stalled(items: list[StationItemOut], now: datetime, minutes: float) -> list[AttentionOut]:
+def _attention(i: StationItemOut, why: Literal["overdue", "projected_late", "stalled"],
+               now: datetime) -> AttentionOut:
+    last = i.last_report or i.actual_start
+    idle = round((now - last).total_seconds() / 60, 1) if why == "stalled" and last else None
+    return AttentionOut(
+        order_id=i.order_id, op_no=i.op_no, work_center=i.work_center, status=i.status, why=why,
+        due=i.due, projected_finish=i.projected_finish, last_activity=last, minutes_idle=idle)
+
+
+def _active(state: MemoryState, work_center: str) -> list[StationItemOut]:
+    """Running and paused operations of one work center (a handful, from the index)."""
+    return items_of(state, sorted(state.index.running.get(work_center, ())))
+
+
+def _projected_late(items: list[StationItemOut], now: datetime) -> list[StationItemOut]:
+    # Only started operations have a projected finish; overdue ones are counted as overdue.
+    return [i for i in items if i.status not in _FINISHED and i.due is not None
+            and i.due >= now and i.projected_finish is not None and i.projected_finish > i.due]
+
+
+def _stalled(items: list[StationItemOut], now: datetime, minutes: float) -> list[StationItemOut]:
     out = []
     for i in items:
         last = i.last_report or i.actual_start
-        if i.status != OperationStatus.RUNNING.value or last is None:
-            continue
-        idle = (now - last).total_seconds() / 60
-        if idle >= minutes:
-            out.append(AttentionOut(
-                order_id=i.order_id, op_no=i.op_no, work_center=i.work_center, status=i.status,
-                why="stalled", due=i.due, projected_finish=i.projected_finish,
-                last_activity=last, minutes_idle=round(idle, 1)))
-    return sorted(out, key=lambda a: -(a.minutes_idle or 0))
+        if i.status == OperationStatus.RUNNING.value and last is not None \
+                and (now - last).total_seconds() / 60 >= minutes:
+            out.append(i)
+    return out
 
 
 async def latest_rejections(store: Store, limit: int, work_center: str | None = None,
@@ -155,7 +168,26 @@ async def latest_rejections(store: Store, limit: int, work_center: str | None = 
         **_quantities_of(r.payload)) for r in rows]  # type: ignore[arg-type]
 
 
-async def _tiles(request: Request, state: MemoryState) -> list[WorkCenterTileOut]:
+class _Attention:
+    """Late and stalled operations per work center, found through the index."""
+
+    def __init__(self, state: MemoryState, work_centers: list[str], now: datetime,
+                 minutes: float) -> None:
+        self.projected: dict[str, list[StationItemOut]] = {}
+        self.stalled: dict[str, list[StationItemOut]] = {}
+        self.overdue: dict[str, int] = {}
+        for wc in work_centers:
+            active = _active(state, wc)
+            self.projected[wc] = _projected_late(active, now)
+            self.stalled[wc] = _stalled(active, now, minutes)
+            self.overdue[wc] = state.index.overdue(wc, now)
+
+    def late_count(self, wc: str) -> int:
+        return self.overdue.get(wc, 0) + len(self.projected.get(wc, ()))
+
+
+async def _tiles(request: Request, state: MemoryState,
+                 attention: _Attention) -> list[WorkCenterTileOut]:
     service = request.app.state.service
     tiles = []
     for config in service.settings.work_centers:
@@ -167,10 +199,15 @@ async def _tiles(request: Request, state: MemoryState) -> list[WorkCenterTileOut
             since=wc.since if wc else None, operator=operator.name if operator else None,
             current=current_of(state, config.id),
             open_downtime=downtime_out(wc.downtime) if wc and wc.downtime else None,
-            queue_length=sum(1 for q in queue_of(state, config.id)
-                             if q.status != OperationStatus.RUNNING.value),
-            micro_stop_s=config.micro_stop_s, unassigned=unassigned_of(state, config.id)))
+            queue_length=state.index.queue_length(config.id),
+            micro_stop_s=config.micro_stop_s, unassigned=unassigned_of(state, config.id),
+            counts=state.index.status_counts(config.id), late=attention.late_count(config.id),
+            stalled=len(attention.stalled.get(config.id, ()))))
     return tiles
+
+
+#: Late and stalled operations listed on the board (the counts on the tiles are complete).
+ATTENTION_SHOWN = 50
 
 
 @router.get("/board", response_model=BoardOut)
@@ -178,21 +215,57 @@ async def board(
     request: Request, service: ServiceDep, principal: SupervisorDep,
     stalled_minutes: Annotated[float, Query(gt=0, le=10_080)] = STALLED_MINUTES,
     rejected_limit: Annotated[int, Query(ge=0, le=500)] = 20,
+    wip_limit: Annotated[int, Query(ge=0, le=500)] = 50,
 ) -> BoardOut:
-    """Every work center with machine state and current operation; WIP per operation of open
-    orders; late operations (due passed, or projected finish after due); stalled ones (running,
-    no report for `stalled_minutes`); the latest rejected events."""
+    """Every work center with machine state, current operation and counts; the first page of
+    WIP (operations of open orders, by order); late operations (due passed, or projected finish
+    after due; the earliest first); stalled ones (running, no report for `stalled_minutes`);
+    the latest rejected events. The cost does not grow with the number of orders."""
     assert service.dispatcher is not None and service.store is not None
     now = datetime.now(UTC)
     state = service.dispatcher.state
-    items = sorted(open_items(state), key=lambda i: (i.order_id, i.op_no))
+    centers = [w.id for w in service.settings.work_centers]
+    attention = _Attention(state, centers, now, stalled_minutes)
+    wip_total, keys = state.index.wip_page(limit=wip_limit)
+    late = [_attention(i, "overdue", now)
+            for i in items_of(state, state.index.overdue_page(None, now, ATTENTION_SHOWN))]
+    late += [_attention(i, "projected_late", now)
+             for wc in centers for i in attention.projected[wc]]
+    stalled = sorted((_attention(i, "stalled", now) for wc in centers
+                      for i in attention.stalled[wc]), key=lambda a: -(a.minutes_idle or 0))
     return BoardOut(
         generated_at=now, stalled_minutes=stalled_minutes,
-        work_centers=await _tiles(request, state), wip=items, late=_late(items, now),
-        stalled=_stalled(items, now, stalled_minutes),
+        work_centers=await _tiles(request, state, attention), wip=items_of(state, keys),
+        wip_total=wip_total, late=late[:ATTENTION_SHOWN],
+        late_total=sum(attention.late_count(wc) for wc in centers),
+        stalled=stalled[:ATTENTION_SHOWN],
         rejected=await latest_rejections(service.store, rejected_limit),
         delivery_errors=[delivery_out(r) for r in await feed.deliveries(
             service.store, state="error", limit=50)])
+
+
+@router.get("/board/wip", response_model=WipPageOut)
+async def board_wip(
+    service: ServiceDep, principal: SupervisorDep,
+    work_center: Annotated[str | None, Query(max_length=64)] = None,
+    status_: Annotated[OperationStatus | None, Query(alias="status")] = None,
+    due_before: Annotated[AwareDatetime | None, Query(
+        description="only operations due before this time")] = None,
+    sort: Annotated[Literal["order", "due"], Query(
+        description="order: by order and operation; due: earliest due first (late first)")
+    ] = "order",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> WipPageOut:
+    """One page of the WIP table: operations of open orders filtered by work center, operation
+    status and due date, sorted by order or by due date (late first). O(page), from the
+    dispatcher's indexes."""
+    assert service.dispatcher is not None
+    state = service.dispatcher.state
+    total, keys = state.index.wip_page(
+        work_center=work_center, status=status_.value if status_ else None,
+        due_before=due_before, sort=sort, offset=offset, limit=limit)
+    return WipPageOut(total=total, offset=offset, limit=limit, items=items_of(state, keys))
 
 
 @router.get("/rejected-events", response_model=list[RejectedOut])

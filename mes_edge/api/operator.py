@@ -10,7 +10,7 @@ import dataclasses
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Request, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
 from pydantic import ValidationError
 
 from mes_edge.api.deps import ServiceDep, StationCaller
@@ -28,8 +28,9 @@ from mes_edge.api.schemas import (
     StationView,
 )
 from mes_edge.api.station_views import (
+    STATION_QUEUE_SHOWN,
     downtimes_of,
-    queue_of,
+    queue_page,
     refusal_details,
     station_out,
 )
@@ -87,10 +88,17 @@ async def get_station(work_center: str, request: Request, caller: StationCaller)
 
 
 @router.get("/{work_center}/queue", response_model=list[StationItemOut])
-async def get_queue(work_center: str, service: ServiceDep,
-                    caller: StationCaller) -> list[StationItemOut]:
-    """Running, paused, ready and waiting operations of open orders, with available quantity."""
-    return queue_of(service.dispatcher.state, work_center)  # type: ignore[union-attr]
+async def get_queue(
+    work_center: str, service: ServiceDep, caller: StationCaller, response: Response,
+    limit: Annotated[int, Query(ge=1, le=500)] = STATION_QUEUE_SHOWN,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[StationItemOut]:
+    """The next `limit` running, paused, ready and waiting operations of open orders, in queue
+    order, with available quantity; `offset` pages on. `X-Total-Count` is the queue length."""
+    assert service.dispatcher is not None
+    total, page = queue_page(service.dispatcher.state, work_center, offset, limit)
+    response.headers["X-Total-Count"] = str(total)
+    return page
 
 
 @router.get("/{work_center}/downtimes", response_model=list[DowntimeOut])

@@ -14,7 +14,6 @@ from fastapi import Request
 from mes_edge.api.schemas import (
     DowntimeOut,
     OperatorOut,
-    QueueItemOut,
     ReasonOut,
     StationItemOut,
     StationView,
@@ -28,18 +27,14 @@ from mes_edge.domain import (
     Event,
     MemoryState,
     OperationCommand,
-    OperationStatus,
-    OrderStatus,
     QuantityReported,
     WorkOrder,
 )
 from mes_edge.domain.sequence import with_tolerance
 from mes_edge.store.tokens import find_operator
 
-OPEN_ORDERS = (OrderStatus.RELEASED, OrderStatus.IN_PROGRESS, OrderStatus.ON_HOLD)
-#: Queue order on the tablet: what runs first, then what was paused, then what can start.
-_QUEUE_RANK = {OperationStatus.RUNNING: 0, OperationStatus.PAUSED: 1, OperationStatus.READY: 2,
-               OperationStatus.WAITING: 3}
+#: The station view shows this many queue items (the queue endpoint pages through all).
+STATION_QUEUE_SHOWN = 50
 
 
 def order_items(order: WorkOrder) -> list[StationItemOut]:
@@ -58,26 +53,40 @@ def order_items(order: WorkOrder) -> list[StationItemOut]:
         for o, op in zip(public.operations, order.operations, strict=True)]
 
 
-def open_items(state: MemoryState) -> list[StationItemOut]:
-    """Operations of open orders (released, in progress, on hold)."""
-    items: list[StationItemOut] = []
-    for order in state.orders():
-        if order.status in OPEN_ORDERS:
-            items.extend(order_items(order))
-    return items
+def item_of(state: MemoryState, order_id: str, op_no: str) -> StationItemOut | None:
+    """One operation of an order as a queue item."""
+    order = state.order(order_id)
+    if order is None:
+        return None
+    return next((i for i in order_items(order) if i.op_no == op_no), None)
 
 
-def _queue_key(item: QueueItemOut) -> tuple[Any, ...]:
-    rank = _QUEUE_RANK.get(OperationStatus(item.status), 9)
-    due = item.due.timestamp() if item.due else float("inf")
-    return rank, due, item.order_id, item.op_no
+def items_of(state: MemoryState, keys: list[tuple[str, str]]) -> list[StationItemOut]:
+    """Queue items of (order_id, op_no) keys, in the given order (an order is viewed once)."""
+    by_order: dict[str, dict[str, StationItemOut]] = {}
+    out = []
+    for order_id, op_no in keys:
+        if order_id not in by_order:
+            order = state.order(order_id)
+            by_order[order_id] = {i.op_no: i for i in order_items(order)} if order else {}
+        item = by_order[order_id].get(op_no)
+        if item is not None:
+            out.append(item)
+    return out
 
 
-def queue_of(state: MemoryState, work_center: str) -> list[StationItemOut]:
-    """Running, paused, ready and waiting operations of open orders at one work center."""
-    items = [i for i in open_items(state) if i.work_center == work_center
-             and OperationStatus(i.status) in _QUEUE_RANK]
-    return sorted(items, key=_queue_key)
+def queue_page(state: MemoryState, work_center: str, offset: int = 0,
+               limit: int = STATION_QUEUE_SHOWN) -> tuple[int, list[StationItemOut]]:
+    """(queue length, one page) of the running, paused, ready and waiting operations of open
+    orders at one work center, in queue order (index: no scan of all orders)."""
+    total, keys = state.index.queue_page(work_center, offset, limit)
+    return total, items_of(state, keys)
+
+
+def queue_of(state: MemoryState, work_center: str,
+             limit: int = STATION_QUEUE_SHOWN) -> list[StationItemOut]:
+    """The first `limit` operations of a work center's queue."""
+    return queue_page(state, work_center, 0, limit)[1]
 
 
 def current_of(state: MemoryState, work_center: str) -> StationItemOut | None:
@@ -86,10 +95,7 @@ def current_of(state: MemoryState, work_center: str) -> StationItemOut | None:
     if wc is None or not wc.running:
         return None
     order_id, op_no = wc.running[0]
-    order = state.order(order_id)
-    if order is None:
-        return None
-    return next((i for i in order_items(order) if i.op_no == op_no), None)
+    return item_of(state, order_id, op_no)
 
 
 def downtime_out(d: Downtime) -> DowntimeOut:

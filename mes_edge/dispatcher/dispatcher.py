@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mes_edge.dispatcher.batch import BatchBuilder
@@ -79,6 +79,8 @@ class Dispatcher:
         max_batch: int = 1_000,
         tick_seconds: float | None = None,
         recent_ids: int = 100_000,
+        dedup_window_s: float = 3600.0,
+        evict_finished_after_s: float | None = 3600.0,
     ) -> None:
         self.store = store
         self.rules = rules
@@ -91,6 +93,13 @@ class Dispatcher:
         self._tick_seconds = tick_seconds
         self._recent: OrderedDict[str, Verdict] = OrderedDict()
         self._recent_max = recent_ids
+        #: Event ids settled in the last `dedup_window_s` are remembered here (with when); older
+        #: ones are asked of the database, which stays the authority.
+        self._recent_at: deque[tuple[float, str]] = deque()
+        self._dedup_window_s = dedup_window_s
+        #: Closed and cancelled orders leave memory this long after they ended (None: never).
+        self._evict_after_s = evict_finished_after_s
+        self._next_sweep = 0.0
         self._listeners: list[Listener] = []
         self._writer: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -104,7 +113,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Load the committed state and start the writer (and the confirmation timer)."""
-        loaded = await self.store.load()
+        loaded = await self.store.load(finished_before=self._eviction_cut())
         self.state = loaded.state
         self.checkpoints = dict(loaded.checkpoints)
         self._seq, self._cursor, self._rejection = (
@@ -326,7 +335,7 @@ class Dispatcher:
     async def _resync(self) -> None:
         """Reload the committed state after an ambiguous commit failure (best effort)."""
         try:
-            loaded = await self.store.load()
+            loaded = await self.store.load(finished_before=self._eviction_cut())
         except Exception as err:  # still away: the next attempt tries again
             log.debug("resync failed: %s", err)
             return
@@ -366,8 +375,47 @@ class Dispatcher:
     def _is_known(self, event_id: str) -> bool:
         return event_id in self._recent
 
+    def _eviction_cut(self) -> datetime | None:
+        if self._evict_after_s is None:
+            return None
+        return datetime.now(UTC) - timedelta(seconds=self._evict_after_s)
+
+    def evict_finished(self) -> int:
+        """Forget closed and cancelled orders that ended longer ago than the configured time;
+        how many left memory (their history is in the database)."""
+        cut = self._eviction_cut()
+        if cut is None:
+            return 0
+        gone = self.state.index.expired(cut)
+        for order_id in gone:
+            self.state.evict(order_id)
+        return len(gone)
+
+    def _forget_old_ids(self) -> None:
+        cut = time.monotonic() - self._dedup_window_s
+        recent, at = self._recent, self._recent_at
+        while at and (at[0][0] < cut or len(recent) > self._recent_max):
+            recent.pop(at.popleft()[1], None)
+
+    async def _restore_orders(self, items: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
+        """Read back orders that left memory when an event names one (a late reversal, the
+        ERP sending a closed order again): the domain decides on the whole truth."""
+        if self._evict_after_s is None:
+            return
+        state = self.state
+        missing = {ref for item, _ in items if isinstance(item, Event)
+                   and (ref := item.order_ref) is not None and state.order(ref) is None}
+        if not missing:
+            return
+        orders, confs = await self.store.load_orders(sorted(missing))
+        for order in orders:
+            state.put_order(order)
+        for c in confs:
+            state.add_confirmation(c)
+
     async def _commit(self, items: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
         t0 = time.perf_counter()
+        await self._restore_orders(items)
         ids = [i.event_id for i, _ in items
                if isinstance(i, Event | RawRejection) and i.event_id is not None
                and not self._is_known(i.event_id)]
@@ -389,10 +437,14 @@ class Dispatcher:
         self._seq, self._cursor, self._rejection = builder.seq, builder.cursor, builder.rejection
         for key, cp in builder.checkpoints.items():
             self.checkpoints[key] = cp
+        now_m = time.monotonic()
         for event_id, verdict in builder.new_ids:
             self._recent[event_id] = verdict
-        while len(self._recent) > self._recent_max:
-            self._recent.popitem(last=False)
+            self._recent_at.append((now_m, event_id))
+        self._forget_old_ids()
+        if now_m >= self._next_sweep:
+            self._next_sweep = now_m + 5.0
+            self.evict_finished()
         self._count(outcomes, len(items), time.perf_counter() - t0)
         for (_, future), outcome in zip(items, outcomes, strict=True):
             if not future.done():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Protocol
 
 from mes_edge.domain.model import (
@@ -15,6 +15,7 @@ from mes_edge.domain.model import (
     WorkCenterState,
     WorkOrder,
 )
+from mes_edge.domain.wip_index import WipIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,13 +138,17 @@ class Overlay:
 
 
 class MemoryState:
-    """The plain in-memory state: what the dispatcher keeps and what replay rebuilds."""
+    """The plain in-memory state: what the dispatcher keeps and what replay rebuilds.
+
+    `index` (WipIndex) follows every change, so pages and counts never scan all orders."""
 
     def __init__(self) -> None:
         self.order_map: dict[str, WorkOrder] = {}
         self.wc_map: dict[str, WorkCenterState] = {}
         self.conf_map: dict[str, Confirmation] = {}
         self.reversals: dict[str, str] = {}  # reversed confirmation id -> reversal id
+        self.conf_by_order: dict[str, list[str]] = {}
+        self.index = WipIndex()
 
     def order(self, order_id: str) -> WorkOrder | None:
         return self.order_map.get(order_id)
@@ -160,11 +165,41 @@ class MemoryState:
     def reversal_of(self, confirmation_id: str) -> str | None:
         return self.reversals.get(confirmation_id)
 
+    def put_order(self, order: WorkOrder) -> None:
+        """Add or replace an order (and index it)."""
+        self.order_map[order.order_id] = order
+        self.index.update(order.order_id, order)
+
+    def add_confirmation(self, c: Confirmation) -> None:
+        """Add a committed confirmation."""
+        if c.confirmation_id not in self.conf_map:
+            self.conf_by_order.setdefault(c.order_id, []).append(c.confirmation_id)
+        self.conf_map[c.confirmation_id] = c
+        if c.reverses is not None:
+            self.reversals[c.reverses] = c.confirmation_id
+
     def merge(self, decision: Decision) -> None:
         """Make a committed decision part of the state."""
-        self.order_map.update(decision.orders)
+        for order in decision.orders.values():
+            self.put_order(order)
         self.wc_map.update(decision.work_centers)
         for c in decision.confirmations:
-            self.conf_map[c.confirmation_id] = c
-            if c.reverses is not None:
-                self.reversals[c.reverses] = c.confirmation_id
+            self.add_confirmation(c)
+
+    def reindex(self) -> None:
+        """Rebuild the index from scratch (after a bulk load), finished orders oldest first."""
+        self.index = WipIndex()
+        epoch = datetime.min.replace(tzinfo=UTC)
+        for order in sorted(self.order_map.values(),
+                            key=lambda o: o.updated_at or o.actual_end or epoch):
+            self.index.update(order.order_id, order)
+
+    def evict(self, order_id: str) -> None:
+        """Forget a finished order and its confirmations (the database keeps them)."""
+        self.order_map.pop(order_id, None)
+        self.index.update(order_id, None)
+        for cid in self.conf_by_order.pop(order_id, ()):
+            c = self.conf_map.pop(cid, None)
+            self.reversals.pop(cid, None)
+            if c is not None and c.reverses is not None:
+                self.reversals.pop(c.reverses, None)

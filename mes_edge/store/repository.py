@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mes_edge.domain import Checkpoint, Event, MemoryState, event_from_json
+from mes_edge.domain import (
+    Checkpoint,
+    Confirmation,
+    Event,
+    MemoryState,
+    OrderStatus,
+    WorkOrder,
+    event_from_json,
+)
 from mes_edge.store import codec
 from mes_edge.store.batch import (
     BatchWrite,
@@ -28,6 +37,8 @@ from mes_edge.store.tables import (
     work_orders,
 )
 from mes_edge.store.writer import BatchCommitter, Build, T
+
+_FINISHED = (OrderStatus.CLOSED.value, OrderStatus.CANCELLED.value)
 
 
 @dataclass
@@ -65,21 +76,30 @@ class Store:
         """An INSERT of this backend's dialect (it knows ON CONFLICT)."""
         return dialect_insert(self._dialect, table)
 
-    async def load(self) -> Loaded:
-        """Read the committed state: orders, work centers, confirmations, counters, sequences."""
+    async def load(self, *, finished_before: datetime | None = None) -> Loaded:
+        """Read the committed state: orders, work centers, confirmations, counters, sequences.
+
+        With `finished_before`, closed and cancelled orders that ended before it (and their
+        confirmations) stay in the database only: memory holds what is active."""
         state = MemoryState()
         async with self.engine.connect() as conn:
-            for row in await conn.execute(select(work_orders.c.state)):
+            query = select(work_orders.c.state)
+            conf_query = select(confirmations).order_by(confirmations.c.cursor)
+            if finished_before is not None:
+                gone = (work_orders.c.status.in_(_FINISHED)
+                        & (work_orders.c.updated_at < finished_before))
+                query = query.where(~gone)
+                conf_query = conf_query.where(confirmations.c.order_id.not_in(
+                    select(work_orders.c.order_id).where(gone)))
+            for row in await conn.execute(query):
                 order = codec.order_from_json(row.state)
                 state.order_map[order.order_id] = order
             for row in await conn.execute(select(work_centers.c.state)):
                 wc = codec.wc_from_json(row.state)
                 state.wc_map[wc.work_center] = wc
-            for row in await conn.execute(select(confirmations).order_by(confirmations.c.cursor)):
-                c = codec.confirmation_from_row(row)
-                state.conf_map[c.confirmation_id] = c
-                if c.reverses:
-                    state.reversals[c.reverses] = c.confirmation_id
+            for row in await conn.execute(conf_query):
+                state.add_confirmation(codec.confirmation_from_row(row))
+            state.reindex()
             checkpoints = {
                 (r.device, r.tag): Checkpoint(r.device, r.tag, r.value, r.generation)
                 for r in await conn.execute(select(counter_checkpoints))
@@ -93,6 +113,20 @@ class Store:
         return Loaded(state, max(int(last_seq), marks.get("event_seq", 0)),
                       max(int(last_cursor), marks.get("confirmation_cursor", 0)),
                       max(int(last_rej), marks.get("rejection_id", 0)), checkpoints)
+
+    async def load_orders(self, order_ids: Sequence[str]) -> tuple[list[WorkOrder],
+                                                                    list[Confirmation]]:
+        """Orders (and their confirmations) that left memory, read back from the database."""
+        if not order_ids:
+            return [], []
+        async with self.engine.connect() as conn:
+            orders = [codec.order_from_json(r.state) for r in await conn.execute(
+                select(work_orders.c.state).where(work_orders.c.order_id.in_(order_ids)))]
+            found = [o.order_id for o in orders]
+            confs = [codec.confirmation_from_row(r) for r in await conn.execute(
+                select(confirmations).where(confirmations.c.order_id.in_(found))
+                .order_by(confirmations.c.cursor))] if found else []
+        return orders, confs
 
     async def known_event_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of these event ids were settled before (in the event log or refused)."""
