@@ -333,7 +333,7 @@ class CounterRule(TagRef):
 
 
 class StateRule(TagRef):
-    """A PLC state code mapped to running / idle / down / setup."""
+    """A PLC state code mapped to running / idle / down / setup / blocked / starved."""
 
     map: dict[int, MachineState] = Field(
         default_factory=lambda: {
@@ -341,6 +341,8 @@ class StateRule(TagRef):
             2: MachineState.IDLE,
             3: MachineState.DOWN,
             4: MachineState.SETUP,
+            5: MachineState.BLOCKED,
+            6: MachineState.STARVED,
         }
     )
 

@@ -30,7 +30,9 @@ from mes_edge.domain import (
     apply,
     event_to_json,
 )
+from mes_edge.domain.progress import ProgressRules, record
 from mes_edge.store import BatchWrite, Refusal, Verdict
+from mes_edge.store.progress import add_rows
 
 _NEW = object()  # marks an id not settled before
 
@@ -40,8 +42,9 @@ class BatchBuilder:
 
     def __init__(self, state: MemoryState, rules: PlantRules, *, seq: int, cursor: int,
                  rejection: int, known: Mapping[str, Verdict],
-                 recent: Mapping[str, Verdict]) -> None:
+                 recent: Mapping[str, Verdict], progress: ProgressRules | None = None) -> None:
         self.rules = rules
+        self.progress = progress  # issue 11: timeline + OEE rollups, same transaction
         self.decision = Decision()
         self.view = Overlay(state, self.decision)
         self.seq, self.cursor, self.rejection = seq, cursor, rejection
@@ -93,6 +96,9 @@ class BatchBuilder:
         self.seq += 1
         self._rows.event_log.append((self.seq, event))
         self.committed.events.append((self.seq, event))
+        if self.progress is not None and changed:
+            # Before the merge below: the view still shows the state before this event.
+            add_rows(self._rows, record(self.view, self.progress, event, result), self.seq)
         d = self.decision
         for oid, order in result.orders.items():
             d.orders[oid] = order

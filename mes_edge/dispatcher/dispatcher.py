@@ -36,6 +36,7 @@ from mes_edge.domain import (
     PlantRules,
     RawRejection,
 )
+from mes_edge.domain.progress import ProgressRules
 from mes_edge.store import BatchWrite, Store, Verdict
 from mes_edge.store.errors import describe, is_storage_failure
 
@@ -79,11 +80,13 @@ class Dispatcher:
         max_batch: int = 1_000,
         tick_seconds: float | None = None,
         recent_ids: int = 100_000,
+        progress: ProgressRules | None = None,
         dedup_window_s: float = 3600.0,
         evict_finished_after_s: float | None = 3600.0,
     ) -> None:
         self.store = store
         self.rules = rules
+        self.progress = progress  # issue 11: timeline and OEE rollups (None: not kept)
         self.state = MemoryState()
         self.checkpoints: dict[tuple[str, str], Any] = {}
         self.stats = DispatcherStats()
@@ -425,7 +428,8 @@ class Dispatcher:
             # Runs inside the batch's transaction (on SQLite: in the writer thread). It only
             # reads the committed state; nothing is merged until the commit succeeded.
             builder = BatchBuilder(self.state, self.rules, seq=self._seq, cursor=self._cursor,
-                                   rejection=self._rejection, known=known, recent=self._recent)
+                                   rejection=self._rejection, known=known, recent=self._recent,
+                                   progress=self.progress)
             outcomes = [builder.add(item) for item, _ in items]
             rows, committed = builder.finish()
             return rows, (builder, outcomes, committed)

@@ -93,13 +93,22 @@ class DemandType(enum.StrEnum):
 
 
 class MachineState(enum.StrEnum):
-    """Work-center state reported by the PLC."""
+    """Work-center state reported by the PLC (or derived from operation status)."""
 
     RUNNING = "running"
     IDLE = "idle"
     DOWN = "down"
     SETUP = "setup"
+    #: Cannot pass its output on (the next station or the conveyor is full).
+    BLOCKED = "blocked"
+    #: Waits for input (material, parts from the previous station).
+    STARVED = "starved"
     UNKNOWN = "unknown"
+
+
+#: States that stop production: leaving RUNNING for one of them opens a downtime.
+STOP_STATES = frozenset({MachineState.DOWN, MachineState.IDLE, MachineState.SETUP,
+                         MachineState.BLOCKED, MachineState.STARVED})
 
 
 @dataclass(frozen=True, slots=True)

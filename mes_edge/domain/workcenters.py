@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from mes_edge.domain.events import DowntimeReasonGiven, MachineStateChanged, OperationCommand
 from mes_edge.domain.model import (
+    STOP_STATES,
     CountingSource,
     Downtime,
     MachineState,
@@ -12,6 +15,15 @@ from mes_edge.domain.model import (
 )
 from mes_edge.domain.plant import Decision, PlantRules, StateView
 from mes_edge.domain.rejections import RejectCode, Rejection
+
+#: How long after a downtime ended its reason may still be set or changed.
+REASON_WINDOW = timedelta(hours=24)
+
+
+def _not_before(ts: datetime, wc: WorkCenterState) -> datetime:
+    """The time a state change takes effect: never before the current state began, so the
+    timeline never goes backwards (a late, older source time starts at the current start)."""
+    return wc.since if wc.since is not None and ts < wc.since else ts
 
 
 def work_center_state(view: StateView, decision: Decision, work_center: str) -> WorkCenterState:
@@ -59,14 +71,14 @@ def change_machine_state(view: StateView, rules: PlantRules, event: MachineState
     wc = work_center_state(view, decision, event.work_center)
     if wc.machine_state == event.state:
         return
-    ts = event.ts
+    ts = _not_before(event.ts, wc)
     recent = wc.recent_downtimes
     if wc.downtime is not None:
         closed = evolve(wc.downtime, {"end": ts})
         decision.downtimes.append(closed)
         recent = (*recent, closed)[-rules.recent_downtimes_kept:]
     downtime = None
-    if event.state in (MachineState.DOWN, MachineState.IDLE, MachineState.SETUP):
+    if event.state in STOP_STATES:
         downtime = Downtime(downtime_id=event.event_id, work_center=event.work_center,
                             state=event.state, start=ts)
         decision.downtimes.append(downtime)
@@ -89,6 +101,10 @@ def give_downtime_reason(view: StateView, rules: PlantRules, event: DowntimeReas
     if target is None:
         raise Rejection(RejectCode.BAD_STATE,
                         f"{event.work_center} has no downtime waiting for a reason")
+    if target.end is not None and event.ts - target.end > REASON_WINDOW:
+        raise Rejection(RejectCode.BAD_STATE,
+                        f"downtime {target.downtime_id} ended more than 24 h ago: its reason "
+                        "can no longer be changed")
     updated = evolve(target, {"reason": event.reason, "reason_by": event.actor})
     decision.downtimes.append(updated)
     if wc.downtime is not None and wc.downtime.downtime_id == target.downtime_id:
@@ -114,11 +130,12 @@ def pause_downtime(view: StateView, rules: PlantRules, decision: Decision,
         if wc.downtime is not None:
             return
         downtime = Downtime(downtime_id=event.event_id, work_center=event.work_center,
-                            state=MachineState.DOWN, start=event.ts, reason=event.reason,
+                            state=MachineState.DOWN, start=_not_before(event.ts, wc),
+                            reason=event.reason,
                             reason_by=event.actor if event.reason else None)
         decision.downtimes.append(downtime)
         decision.work_centers[event.work_center] = wc.with_(
-            machine_state=MachineState.DOWN, since=event.ts, downtime=downtime)
+            machine_state=MachineState.DOWN, since=downtime.start, downtime=downtime)
     elif event.reason is not None and wc.downtime is not None and wc.downtime.reason is None:
         updated = evolve(wc.downtime, {"reason": event.reason, "reason_by": event.actor})
         decision.downtimes.append(updated)
@@ -133,11 +150,11 @@ def end_pause_downtime(view: StateView, rules: PlantRules, decision: Decision,
     wc = work_center_state(view, decision, event.work_center)
     if wc.downtime is None:
         return
-    closed = evolve(wc.downtime, {"end": event.ts})
+    ts = _not_before(event.ts, wc)
+    closed = evolve(wc.downtime, {"end": ts})
     decision.downtimes.append(closed)
-    recent = wc.recent_downtimes
-    if closed.reason is None:
-        recent = (*recent, closed)[-rules.recent_downtimes_kept:]
+    # Kept with or without a reason: a supervisor may still set or change it (24 h).
+    recent = (*wc.recent_downtimes, closed)[-rules.recent_downtimes_kept:]
     decision.work_centers[event.work_center] = wc.with_(
-        machine_state=MachineState.RUNNING, since=event.ts, downtime=None,
+        machine_state=MachineState.RUNNING, since=ts, downtime=None,
         recent_downtimes=recent)

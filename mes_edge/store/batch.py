@@ -34,8 +34,10 @@ from mes_edge.store.tables import (
     downtimes,
     events,
     high_water,
+    oee_buckets,
     operations,
     rejected_events,
+    state_intervals,
     work_centers,
     work_orders,
 )
@@ -81,6 +83,10 @@ class BatchWrite:
     confirmations: list[tuple[int, Confirmation]] = field(default_factory=list)
     #: The numbers this batch handed out (never reused): event_seq, confirmation_cursor, ...
     high_water: dict[str, int] = field(default_factory=dict)
+    #: Issue 11 (store/progress.py makes them): state_intervals rows to upsert, and oee_buckets
+    #: rows whose values are ADDED to the stored ones.
+    state_intervals: list[dict[str, Any]] = field(default_factory=list)
+    oee_buckets: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.event_log or self.refusals or self.checkpoints)
@@ -128,6 +134,8 @@ class TableWrite:
     upsert_keys: tuple[str, ...] = ()
     #: INSERT ... ON CONFLICT DO NOTHING (a refusal recorded before stays as it was).
     ignore_conflicts: bool = False
+    #: Upsert that adds the new values to the stored ones (rollup counters).
+    accumulate: bool = False
 
 
 #: The statements of a batch, in an order that keeps every constraint satisfied.
@@ -146,6 +154,9 @@ WRITES: tuple[TableWrite, ...] = (
                ("name",)),
     TableWrite(confirmations, lambda b: [codec.confirmation_row(c, cursor, b.committed_at)
                                          for cursor, c in b.confirmations]),
+    TableWrite(state_intervals, lambda b: b.state_intervals, ("work_center", "start")),
+    TableWrite(oee_buckets, lambda b: b.oee_buckets, ("work_center", "bucket_start"),
+               accumulate=True),
 )
 
 
@@ -165,7 +176,8 @@ def core_statement(write: TableWrite, dialect: str) -> Any:
     keys = write.upsert_keys
     return stmt.on_conflict_do_update(
         index_elements=list(keys),
-        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
+        set_={c.name: (c + stmt.excluded[c.name]) if write.accumulate else stmt.excluded[c.name]
+              for c in table.columns if c.name not in keys})
 
 
 def batch_statements(dialect: str, b: BatchWrite) -> Iterator[tuple[Any, list[dict[str, Any]]]]:

@@ -66,7 +66,11 @@ class RawStatement:
         sql = (f'INSERT INTO "{table.name}" ({quoted}) '
                f"VALUES ({', '.join('?' for _ in self.columns)})")
         if keys:
-            sets = ", ".join(f'"{c}" = excluded."{c}"' for c in self.columns if c not in keys)
+            if write.accumulate:  # rollups: the stored value plus the new one
+                sets = ", ".join(f'"{c}" = "{table.name}"."{c}" + excluded."{c}"'
+                                 for c in self.columns if c not in keys)
+            else:
+                sets = ", ".join(f'"{c}" = excluded."{c}"' for c in self.columns if c not in keys)
             conflict = ", ".join(f'"{k}"' for k in keys)
             sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
         elif write.ignore_conflicts:
