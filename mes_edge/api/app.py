@@ -13,7 +13,17 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 
-from mes_edge.api import board, confirmations, health, operator, orders, pages, production, sse
+from mes_edge.api import (
+    alerts,
+    board,
+    confirmations,
+    health,
+    operator,
+    orders,
+    pages,
+    production,
+    sse,
+)
 from mes_edge.api.limits import BodyLimit
 from mes_edge.api.metrics import build_registry
 from mes_edge.api.sse import LiveUpdates
@@ -46,6 +56,7 @@ TAGS = [
      "description": "Confirmations out: the pull feed, acks, reversals, push deliveries."},
     {"name": "station tablets (operators)", "description": "What a work-center terminal does."},
     {"name": "supervisor board", "description": "WIP, late and stalled work, rejections."},
+    {"name": "alerts", "description": "Raised, cleared and acknowledged alerts."},
     {"name": "production (supervisor)",
      "description": "Unassigned production of a work center: assign it or write it off."},
     {"name": "live updates (SSE)", "description": "Server-sent events for tablets and board."},
@@ -109,6 +120,7 @@ def create_api(service: EdgeService) -> FastAPI:
     app.include_router(production.router)
     app.include_router(operator.router)
     app.include_router(board.router)
+    app.include_router(alerts.router)
     app.include_router(sse.router)
     app.include_router(pages.router)
     describe_openapi(app)

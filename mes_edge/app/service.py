@@ -30,6 +30,7 @@ from drivers import Driver
 from drivers.modbus import ModbusDriver
 from drivers.mqtt import MqttInboundDriver, MqttPublisher
 from drivers.opcua import OpcUaDriver
+from mes_edge.app.alerts import AlertEngine
 from mes_edge.app.plant import plant_rules
 from mes_edge.app.pumps import DeviceLoop, LoopHealth, MqttPump, supervise
 from mes_edge.app.state_out import CommitPublisher, work_center_view
@@ -39,6 +40,7 @@ from mes_edge.contracts.terminal import TERMINAL_SCHEMAS
 from mes_edge.dispatcher import Dispatcher
 from mes_edge.erp.order_pull import OrderPuller
 from mes_edge.erp.push import PushWorker
+from mes_edge.erp.webhooks import WebhookWorker
 from mes_edge.rules import ScanParser, StationOperators
 from mes_edge.store import Store, feed
 
@@ -164,6 +166,8 @@ class EdgeService:
         self.mqtt_out: MqttPublisher | None = None
         self.push: PushWorker | None = None
         self.order_pull: OrderPuller | None = None
+        self.alerts: AlertEngine | None = None
+        self.webhooks: WebhookWorker | None = None
         self.api: FastAPI | None = None
         self._api_factory = api_factory
         self._serve_api = serve_api
@@ -228,6 +232,16 @@ class EdgeService:
                 self.dispatcher, s.erp.orders_url, token=token, interval=s.erp.orders_poll_seconds
             )
             await self.order_pull.start()
+        if s.alerts.webhooks:
+            self.webhooks = WebhookWorker(store, s.alerts.webhooks)
+            await self.webhooks.start()
+        self.alerts = AlertEngine(s, store, self.dispatcher, publisher=self.mqtt_out,
+                                  health=self.health, webhooks=self.webhooks,
+                                  check_deliveries=self.push is not None)
+        self._undo.append(self.dispatcher.subscribe(self.alerts.on_commit))
+        if self.push is not None:
+            self._undo.append(self.push.subscribe(self.alerts.on_delivery_error))
+        await self.alerts.start()
         for dev in s.devices:
             def make(dev: Any = dev) -> Driver:
                 return ModbusDriver(dev) if isinstance(dev, ModbusDevice) else OpcUaDriver(dev)
@@ -317,6 +331,10 @@ class EdgeService:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.alerts is not None:
+            await self.alerts.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         if self.push is not None:

@@ -299,3 +299,40 @@ oee_buckets = Table(
         "unknown_us", "good", "scrap", "units_without_ideal", "ideal_us", "scrap_ideal_us")),
     Index("ix_oee_buckets_bucket_start", "bucket_start"),
 )
+
+#: Alerts (issue 11): one row per raise; active while cleared_at is NULL. The dedupe key names
+#: the condition (kind + subject), so a condition still true is never raised twice.
+alerts = Table(
+    "alerts", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("dedupe_key", String(300), nullable=False),
+    Column("kind", Code, nullable=False),
+    Column("severity", Code, nullable=False),  # info | warning | error
+    Column("work_center", Code),
+    Column("subject", String(200)),
+    Column("message", Text, nullable=False),
+    Column("details", Json, nullable=False),
+    Column("raised_at", UtcDateTime, nullable=False),
+    Column("cleared_at", UtcDateTime),
+    Column("acked_by", String(200)),
+    Column("acked_at", UtcDateTime),
+    Index("ix_alerts_dedupe_key", "dedupe_key"),
+    Index("ix_alerts_cleared_at", "cleared_at"),
+)
+
+#: Durable outbox of alert webhooks: written in the alert's transaction, delivered in id order
+#: per destination, retried until the receiver answers 2xx (never dropped).
+alert_webhooks = Table(
+    "alert_webhooks", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("destination", Code, nullable=False),
+    Column("message_id", String(64), nullable=False, unique=True),  # the webhook-id header
+    Column("payload", Json, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", UtcDateTime),
+    Index("ix_alert_webhooks_destination", "destination", "delivered_at"),
+)

@@ -1,0 +1,85 @@
+"""Alerts: list them, acknowledge them (supervisors everywhere, operators at their stations)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from pydantic import BaseModel, Field
+
+from mes_edge.api.deps import AnyRoleDep, OperatorOrSupervisor, ServiceDep, check_work_center
+from mes_edge.app.alerts import AlertEngine, alert_view
+from mes_edge.store import alerts as alert_store
+from mes_edge.store.tokens import Role
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+
+
+class AlertOut(BaseModel):
+    """One alert: raised while its condition holds, cleared when it ends."""
+
+    id: int
+    key: str = Field(description="dedupe key: kind and subject; one active alert per key")
+    kind: Literal["order_late", "operation_stalled", "scrap_rate", "machine_down",
+                  "reason_missing", "device_disconnected", "delivery_error",
+                  "unassigned_production"]
+    severity: Literal["info", "warning", "error"]
+    work_center: str | None
+    subject: str | None = Field(description="what it is about: order, operation, device ...")
+    message: str = Field(description="one line in English (the pages translate the kind)")
+    details: dict[str, Any]
+    raised_at: datetime
+    cleared_at: datetime | None
+    acked_by: str | None
+    acked_at: datetime | None
+    active: bool
+
+
+def _engine(service: Any) -> AlertEngine:
+    engine: AlertEngine | None = service.alerts
+    if engine is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "alerts are not running")
+    return engine
+
+
+@router.get("/alerts", response_model=list[AlertOut])
+async def list_alerts(
+    service: ServiceDep, principal: AnyRoleDep,
+    active: Annotated[bool | None, Query(
+        description="true: only active; false: only cleared; absent: both")] = None,
+    work_center: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """Alerts newest first. Operator tokens see only their work centers' alerts."""
+    store = _engine(service).store
+    if principal.role == Role.OPERATOR:
+        if work_center is not None:
+            check_work_center(principal, work_center)
+        rows = await alert_store.listing(store, active_only=active, work_center=work_center,
+                                         limit=limit)
+        return [alert_view(r) for r in rows if r["work_center"] in principal.work_centers]
+    rows = await alert_store.listing(store, active_only=active,
+                                     work_center=work_center, limit=limit)
+    return [alert_view(r) for r in rows]
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertOut,
+             responses={404: {"description": "no such alert"}})
+async def ack_alert(
+    alert_id: Annotated[int, Path(ge=1)], service: ServiceDep,
+    principal: OperatorOrSupervisor,
+) -> dict[str, Any]:
+    """Acknowledge an alert: who and when are recorded (the first acknowledgement counts; it
+    stays active until its condition ends). Operators only at their own work centers."""
+    engine = _engine(service)
+    row = await alert_store.get(engine.store, alert_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
+    if principal.role == Role.OPERATOR and (
+            row["work_center"] is None or not principal.may_act_on(row["work_center"])):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "operators acknowledge only the alerts of their work centers")
+    done = await engine.acknowledge(alert_id, principal.name)
+    assert done is not None
+    return alert_view(done)

@@ -1,0 +1,122 @@
+"""Alerts and their webhook outbox: every change of an alert and the webhook messages it causes
+are written in ONE transaction, so a raised alert is never without its deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, desc, func, select, update
+
+from mes_edge.store.repository import Store
+from mes_edge.store.tables import alert_webhooks, alerts
+
+#: Builds the outbox rows of one alert change from the alert row as committed:
+#: [(destination, message_id, payload), ...].
+Outbox = Callable[[dict[str, Any]], Sequence[tuple[str, str, dict[str, Any]]]]
+
+
+def as_dict(row: Any) -> dict[str, Any]:
+    """An alerts row as a plain dict."""
+    return dict(row._mapping)
+
+
+async def _outbox(conn: Any, row: dict[str, Any], outbox: Outbox, at: datetime) -> None:
+    messages = [{"destination": d, "message_id": m, "payload": p, "created_at": at,
+                 "attempts": 0} for d, m, p in outbox(row)]
+    if messages:
+        await conn.execute(alert_webhooks.insert(), messages)
+
+
+async def insert(store: Store, values: dict[str, Any], outbox: Outbox) -> dict[str, Any]:
+    """Raise: a new alerts row (and its webhook messages); returns the committed row."""
+    async with store.transaction() as conn:
+        new_id = (await conn.execute(alerts.insert().values(**values)
+                                     .returning(alerts.c.id))).scalar_one()
+        row = as_dict((await conn.execute(select(alerts).where(alerts.c.id == new_id))).one())
+        await _outbox(conn, row, outbox, values["raised_at"])
+    return row
+
+
+async def change(store: Store, alert_id: int, values: dict[str, Any], outbox: Outbox,
+                 at: datetime, *, only_if: Any = None) -> dict[str, Any] | None:
+    """Clear or acknowledge an alert (only when `only_if` holds); None when nothing changed."""
+    where = [alerts.c.id == alert_id]
+    if only_if is not None:
+        where.append(only_if)
+    async with store.transaction() as conn:
+        done = await conn.execute(update(alerts).where(and_(*where)).values(**values))
+        if done.rowcount != 1:
+            return None
+        row = as_dict((await conn.execute(select(alerts).where(alerts.c.id == alert_id))).one())
+        await _outbox(conn, row, outbox, at)
+    return row
+
+
+async def clear(store: Store, alert_id: int, at: datetime,
+                outbox: Outbox) -> dict[str, Any] | None:
+    """The condition ended: cleared_at (once)."""
+    return await change(store, alert_id, {"cleared_at": at}, outbox, at,
+                        only_if=alerts.c.cleared_at.is_(None))
+
+
+async def acknowledge(store: Store, alert_id: int, by: str, at: datetime,
+                      outbox: Outbox) -> dict[str, Any] | None:
+    """Someone saw it: acked_by / acked_at (the first acknowledgement counts)."""
+    return await change(store, alert_id, {"acked_by": by, "acked_at": at}, outbox, at,
+                        only_if=alerts.c.acked_at.is_(None))
+
+
+async def get(store: Store, alert_id: int) -> dict[str, Any] | None:
+    """One alert by id."""
+    rows = await store.rows(alerts, alerts.c.id == alert_id)
+    return as_dict(rows[0]) if rows else None
+
+
+async def active(store: Store) -> list[dict[str, Any]]:
+    """Every alert not cleared, oldest first."""
+    rows = await store.rows(alerts, alerts.c.cleared_at.is_(None), order_by=[alerts.c.id])
+    return [as_dict(r) for r in rows]
+
+
+async def listing(store: Store, *, active_only: bool | None = None,
+                  work_center: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Alerts newest first: only active ones (True), only cleared ones (False) or all."""
+    query = select(alerts).order_by(desc(alerts.c.id)).limit(limit)
+    if active_only is True:
+        query = query.where(alerts.c.cleared_at.is_(None))
+    elif active_only is False:
+        query = query.where(alerts.c.cleared_at.is_not(None))
+    if work_center is not None:
+        query = query.where(alerts.c.work_center == work_center)
+    async with store.engine.connect() as conn:
+        return [as_dict(r) for r in await conn.execute(query)]
+
+
+async def pending_webhooks(store: Store, destination: str, limit: int) -> list[dict[str, Any]]:
+    """Undelivered webhook messages of one destination, in the order they were written."""
+    query = (select(alert_webhooks)
+             .where(alert_webhooks.c.destination == destination,
+                    alert_webhooks.c.delivered_at.is_(None))
+             .order_by(alert_webhooks.c.id).limit(limit))
+    async with store.engine.connect() as conn:
+        return [as_dict(r) for r in await conn.execute(query)]
+
+
+async def webhook_backlog(store: Store) -> dict[str, int]:
+    """Undelivered webhook messages per destination (metrics, tests)."""
+    query = (select(alert_webhooks.c.destination, func.count())
+             .where(alert_webhooks.c.delivered_at.is_(None))
+             .group_by(alert_webhooks.c.destination))
+    async with store.engine.connect() as conn:
+        return {str(d): int(n) for d, n in await conn.execute(query)}
+
+
+async def mark_webhook(store: Store, message: int, attempts: int, *,
+                       delivered_at: datetime | None, error: str | None) -> None:
+    """Record one delivery attempt of a webhook message."""
+    async with store.transaction() as conn:
+        await conn.execute(update(alert_webhooks).where(alert_webhooks.c.id == message)
+                           .values(attempts=attempts, delivered_at=delivered_at,
+                                   last_error=error))
