@@ -97,6 +97,8 @@ def cmd_db(args: argparse.Namespace) -> int:
         upgrade_sync(s.database.url, args.revision)
         print(f"database at {args.revision}")
         return 0
+    if args.db_command in ("snapshot", "retention"):
+        return asyncio.run(_history(s, args.db_command))
 
     async def verify() -> int:
         from mes_edge.app.plant import plant_rules
@@ -108,15 +110,35 @@ def cmd_db(args: argparse.Namespace) -> int:
             report = await replay_verify(store, plant_rules(s))
         finally:
             await store.close()
+        start = (f" after the snapshot of event {report.snapshot_seq}" if report.snapshot_seq
+                 else "")
         if report.equal:
-            print(f"replayed {report.events} events: the stored WIP equals the event log")
+            print(f"replayed {report.events} events{start}: the stored WIP equals the event log")
             return 0
-        print(f"replayed {report.events} events: {len(report.differences)} differences:")
+        print(f"replayed {report.events} events{start}: {len(report.differences)} differences:")
         for line in report.differences[:50]:
             print(f"  {line}")
         return 1
 
     return asyncio.run(verify())
+
+
+async def _history(s: Any, what: str) -> int:
+    """`db snapshot`: take a WIP snapshot now; `db retention`: a snapshot, then purge and export
+    what `history` says is too old."""
+    from mes_edge.app.history import history_round
+    from mes_edge.app.plant import plant_rules
+    from mes_edge.store import Store
+
+    store = await Store.open(s.database.url, migrate=False)
+    try:
+        seq, events, refusals = await history_round(store, plant_rules(s), s.history)
+    finally:
+        await store.close()
+    print(f"snapshot: {'after event ' + str(seq) if seq is not None else 'no new events'}")
+    if what == "retention":
+        print(f"retention: purged {events} events and {refusals} refused events")
+    return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -261,8 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     up = command(db_sub, "upgrade", "migrate the schema (Alembic)")
     config_option(up)
     up.add_argument("--revision", default="head", help="Alembic revision to migrate to")
-    ver = command(db_sub, "verify", "replay the event log and compare with stored WIP")
+    ver = command(db_sub, "verify", "replay the event log (from the newest WIP snapshot) "
+                  "and compare with stored WIP")
     config_option(ver)
+    snap = command(db_sub, "snapshot", "take a WIP snapshot now (newest snapshot + new events)")
+    config_option(snap)
+    ret = command(db_sub, "retention", "take a snapshot, then purge (and export) old events and "
+                  "refusals as `history` configures")
+    config_option(ret)
     db.set_defaults(func=cmd_db)
 
     token = command(sub, "token", "API tokens (shown once, stored hashed)")

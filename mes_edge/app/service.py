@@ -31,6 +31,7 @@ from drivers.modbus import ModbusDriver
 from drivers.mqtt import MqttInboundDriver, MqttPublisher
 from drivers.opcua import OpcUaDriver
 from mes_edge.app.alerts import AlertEngine
+from mes_edge.app.history import history_loop
 from mes_edge.app.plant import plant_rules
 from mes_edge.app.pumps import DeviceLoop, LoopHealth, MqttPump, supervise
 from mes_edge.app.state_out import CommitPublisher, work_center_view
@@ -206,7 +207,9 @@ class EdgeService:
         s = self.settings
         every = s.production.confirmation.every_seconds
         self.dispatcher = Dispatcher(
-            store, self.rules, tick_seconds=min(5.0, every / 2) if every else None
+            store, self.rules, tick_seconds=min(5.0, every / 2) if every else None,
+            dedup_window_s=s.history.dedup_window_s,
+            evict_finished_after_s=s.history.evict_closed_after_s,
         )
         await self.dispatcher.start()
         if s.mqtt is not None:
@@ -275,6 +278,7 @@ class EdgeService:
                                            f"{s.api.port}; see the log above")
                     await asyncio.sleep(0.02)
         self._spawn(self._retention_loop(), "retention")
+        self._spawn(history_loop(store, self.rules, s.history), "history")
         # Everything built so far (modules, config, driver plans, the loaded WIP) lives as long
         # as the process: keep it out of the cyclic GC's full passes, whose pauses otherwise
         # land in the commit latency (measured: 100+ ms gen-2 pauses without, ~25 ms with).

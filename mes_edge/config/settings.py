@@ -227,6 +227,45 @@ class WebhookSettings(Strict):
         return value
 
 
+class HistorySettings(Strict):
+    """Memory bounded by what is active, history that does not slow the present (issue 14)."""
+
+    evict_closed_after_s: float | None = Field(
+        3600.0, ge=0, description="closed and cancelled orders leave memory this long after "
+        "they ended (read from the database when asked for); null: never")
+    dedup_window_s: float = Field(
+        3600.0, ge=0, description="event ids settled this recently are remembered in memory; "
+        "older ones are looked up in the database")
+    snapshot_every_s: float | None = Field(
+        3600.0, gt=0, description="take a WIP snapshot (the state after the newest event) this "
+        "often; `db verify` and retention start from the newest; null: never")
+    events_days: float | None = Field(
+        None, gt=0, description="delete events older than this (only those a snapshot covers); "
+        "null: keep forever")
+    events_days_by_kind: dict[str, float] = Field(
+        default_factory=dict, description="kept days per event type (e.g. quantity_reported: 30), "
+        "overriding events_days")
+    rejections_days: float | None = Field(
+        None, gt=0, description="delete refused events older than this; null: keep forever")
+    export_dir: str | None = Field(
+        None, description="folder where purged events and refusals are written first "
+        "(<kind>-YYYY-MM-DD.jsonl.gz)")
+    check_every_s: float = Field(3600.0, gt=0, description="how often snapshots and retention "
+                                 "run")
+
+    @model_validator(mode="after")
+    def _export_when_purging(self) -> HistorySettings:
+        purging = self.events_days or self.events_days_by_kind or self.rejections_days
+        if purging and not self.export_dir:
+            raise ValueError("history.export_dir is required when events or rejections are "
+                             "purged (what is deleted is exported first)")
+        if purging and self.snapshot_every_s is None and (
+                self.events_days or self.events_days_by_kind):
+            raise ValueError("history.snapshot_every_s is required to purge events (only "
+                             "events a snapshot covers are deleted)")
+        return self
+
+
 class AlertSettings(Strict):
     """Alerts: thresholds, how often time-based ones are evaluated, webhooks."""
 
@@ -420,6 +459,7 @@ class Settings(BaseSettings):
     calendars: dict[Name, CalendarSettings] = Field(
         default_factory=dict, description="shift calendars by name (see docs/config.md)")
     alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
+    history: HistorySettings = Field(default_factory=lambda: HistorySettings())
 
     @classmethod
     def settings_customise_sources(

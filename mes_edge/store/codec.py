@@ -10,6 +10,7 @@ from mes_edge.domain import Confirmation, Downtime, WorkCenterState, WorkOrder
 
 _order = TypeAdapter(WorkOrder)
 _wc = TypeAdapter(WorkCenterState)
+_conf = TypeAdapter(Confirmation)
 
 
 def order_to_json(order: WorkOrder) -> dict[str, Any]:
@@ -71,6 +72,17 @@ def downtime_row(d: Downtime, seq: int) -> dict[str, Any]:
     return {"downtime_id": d.downtime_id, "work_center": d.work_center, "state": d.state.value,
             "start": d.start, "end": d.end, "reason": d.reason, "reason_by": d.reason_by,
             "updated_seq": seq}
+
+
+def confirmation_to_json(c: Confirmation) -> dict[str, Any]:
+    """A whole confirmation as JSON (WIP snapshots)."""
+    data: dict[str, Any] = _conf.dump_python(c, mode="json")
+    return data
+
+
+def confirmation_from_json(data: dict[str, Any]) -> Confirmation:
+    """Read back a confirmation written by confirmation_to_json."""
+    return _conf.validate_python(data)
 
 
 def confirmation_row(c: Confirmation, cursor: int, committed_at: Any) -> dict[str, Any]:

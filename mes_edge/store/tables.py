@@ -336,3 +336,17 @@ alert_webhooks = Table(
     Column("delivered_at", UtcDateTime),
     Index("ix_alert_webhooks_destination", "destination", "delivered_at"),
 )
+
+#: WIP snapshots (issue 14): the whole state right after event `seq`, built by replaying the log
+#: (snapshot + the events after it). `db verify` starts from the newest; retention purges only
+#: events a snapshot covers.
+wip_snapshots = Table(
+    "wip_snapshots", metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("taken_at", UtcDateTime, nullable=False),
+    Column("orders", Integer, nullable=False),
+    Column("state", Json, nullable=False),
+)
+# Retention (issue 14) finds old rows by commit time.
+Index("ix_events_committed_at", events.c.committed_at)
+Index("ix_rejected_events_rejected_at", rejected_events.c.rejected_at)

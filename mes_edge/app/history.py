@@ -1,0 +1,52 @@
+"""The history task of the service: WIP snapshots and retention with export (issue 14)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from mes_edge.config.settings import HistorySettings
+from mes_edge.dispatcher.replay import take_snapshot
+from mes_edge.domain import PlantRules
+from mes_edge.store import Store, history
+
+log = logging.getLogger(__name__)
+
+
+async def history_round(store: Store, rules: PlantRules, cfg: HistorySettings, *,
+                        snapshot: bool = True) -> tuple[int | None, int, int]:
+    """One round: a snapshot (when due), then retention; (snapshot seq, events purged,
+    refusals purged)."""
+    seq = await take_snapshot(store, rules) if snapshot else None
+    export = Path(cfg.export_dir) if cfg.export_dir else None
+    purged_events = 0
+    files: list[str] = []
+    if cfg.events_days is not None or cfg.events_days_by_kind:
+        purged_events, files = await history.purge_events(
+            store, keep_days=cfg.events_days, keep_days_by_kind=cfg.events_days_by_kind,
+            export_dir=export)
+    purged_rej, more = await history.purge_rejections(
+        store, keep_days=cfg.rejections_days, export_dir=export)
+    if purged_events or purged_rej:
+        log.info("retention: purged %d events and %d refused events, exported to %s",
+                 purged_events, purged_rej, ", ".join(files + more))
+    return seq, purged_events, purged_rej
+
+
+async def history_loop(store: Store, rules: PlantRules, cfg: HistorySettings) -> None:
+    """Every `check_every_s`: a snapshot when `snapshot_every_s` has passed, then retention."""
+    last_snapshot = time.monotonic()  # not at start: the service has just loaded its state
+    while True:
+        await asyncio.sleep(cfg.check_every_s)
+        due = (cfg.snapshot_every_s is not None
+               and time.monotonic() - last_snapshot >= cfg.snapshot_every_s)
+        try:
+            seq, _, _ = await history_round(store, rules, cfg, snapshot=due)
+            if due:
+                last_snapshot = time.monotonic()
+                if seq is not None:
+                    log.info("WIP snapshot taken after event %d", seq)
+        except Exception:  # the database may be away; try again next round
+            log.exception("history round (snapshot, retention) failed")

@@ -1,0 +1,171 @@
+"""Issue 14: memory bounded by what is active, and history that does not slow the present.
+
+Every test runs on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from mes_edge.dispatcher import Dispatcher, Status
+from mes_edge.dispatcher.replay import take_snapshot, verify
+from mes_edge.domain import OperationAction, OrderAction, OrderCommand, OrderStatus
+from mes_edge.store import Store, history
+from mes_edge.store.tables import events, rejected_events
+from tests import factory as f
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def open_dispatcher(url: str, **kw: object) -> tuple[Store, Dispatcher]:
+    store = await Store.open(url)
+    d = Dispatcher(store, f.rules(), **kw)  # type: ignore[arg-type]
+    await d.start()
+    return store, d
+
+
+def cancel(order_id: str) -> OrderCommand:
+    return OrderCommand(event_id=f.eid("cancel"), order_id=order_id, action=OrderAction.CANCEL,
+                        reason="not needed", source="erp", actor="erp", received_ts=f.T0)
+
+
+async def test_finished_orders_leave_memory_and_come_back_when_named(db_url: str) -> None:
+    store, d = await open_dispatcher(db_url, evict_finished_after_s=60)
+    try:
+        await d.process(f.order("1001", qty=10))
+        await d.process(f.order("1002", qty=10))
+        assert (await d.process(cancel("1001"))).status == Status.ACCEPTED
+        assert d.state.index.status_counts("PRESS-01") == {"ready": 1}  # 1002 only
+        # Cancelled at T0 (long ago): it leaves memory, its history stays in the database.
+        assert d.evict_finished() == 1
+        assert d.state.order("1001") is None and d.state.order("1002") is not None
+        [stored], _ = await store.load_orders(["1001"])
+        assert stored.status == OrderStatus.CANCELLED
+        # The ERP sends the same revision again: the domain must see the cancelled order, not
+        # take it for a new one.
+        again = await d.process(f.order("1001", qty=10))
+        assert again.status == Status.UNCHANGED
+        assert d.state.order("1001").status == OrderStatus.CANCELLED  # type: ignore[union-attr]
+        # A start on it is refused for what it is (cancelled), not as unknown.
+        refused = await d.process(f.start("1001", "0010", "PRESS-01"))
+        assert refused.status == Status.REJECTED and refused.code != "unknown_order"
+    finally:
+        await d.stop()
+        await store.close()
+    # A restart loads only what is active; verify still compares every order.
+    store, d = await open_dispatcher(db_url, evict_finished_after_s=60)
+    try:
+        assert d.state.order("1001") is None and d.state.order("1002") is not None
+        report = await verify(store, f.rules())
+        assert report.equal, report.differences
+    finally:
+        await d.stop()
+        await store.close()
+
+
+async def test_dedup_beyond_the_window_asks_the_database(db_url: str) -> None:
+    store, d = await open_dispatcher(db_url, dedup_window_s=0)
+    try:
+        await d.process(f.order("1001"))
+        await d.process(f.start("1001", "0010", "PRESS-01"))
+        first = await d.process(f.machine_count("PRESS-01", good=3, event_id="plc1/good/0/3"))
+        assert first.status == Status.ACCEPTED
+        assert "plc1/good/0/3" not in d._recent  # the window is 0 s: nothing remembered
+        again = await d.process(f.machine_count("PRESS-01", good=3, event_id="plc1/good/0/3"))
+        assert again.status == Status.DUPLICATE
+        assert d.state.order("1001").operations[0].done.good == 3  # type: ignore[union-attr]
+        refused = await d.process(f.start("nope", "0010", "PRESS-01", event_id="tap-1"))
+        assert refused.status == Status.REJECTED
+        repeat = await d.process(f.start("nope", "0010", "PRESS-01", event_id="tap-1"))
+        assert repeat.status == Status.REJECTED and repeat.repeated
+        assert repeat.reason == refused.reason
+    finally:
+        await d.stop()
+        await store.close()
+
+
+async def test_snapshot_retention_export_and_verify(db_url: str, tmp_path: Path) -> None:
+    store, d = await open_dispatcher(db_url)
+    try:
+        await d.process(f.order("1001", qty=50))
+        await d.process(f.start("1001", "0010", "PRESS-01"))
+        for i in range(1, 6):
+            await d.process(f.machine_count("PRESS-01", good=1, value=i))
+        await d.process(f.start("missing", "0010", "PRESS-01"))  # a refusal
+        snap = await take_snapshot(store, f.rules())
+        assert snap == d.last_seq == 7
+        assert await take_snapshot(store, f.rules()) is None  # nothing new
+        await d.process(f.start("1001", "0020", "ASSY-03"))
+        await d.process(f.operator_report("ASSY-03", "1001", "0020", good=4))
+        await d.process(f.command(OperationAction.PAUSE, "ASSY-03"))
+        later = datetime.now(UTC) + timedelta(days=3)
+        export = tmp_path / "history"
+        purged, files = await history.purge_events(
+            store, keep_days=1, keep_days_by_kind={}, export_dir=export, now=later)
+        assert purged == 7  # only what the snapshot covers; the 3 after it stay
+        day = datetime.now(UTC).date().isoformat()
+        assert files == [str(export / f"events-{day}.jsonl.gz")]
+        rows = history.read_export(Path(files[0]))
+        assert [r["seq"] for r in rows] == list(range(1, 8))
+        assert rows[0]["type"] == "order_received" and rows[0]["event_id"] and rows[0]["payload"]
+        async with store.engine.connect() as conn:
+            left = [r[0] for r in await conn.execute(select(events.c.seq).order_by(events.c.seq))]
+        assert left == [8, 9, 10]
+        gone, more = await history.purge_rejections(store, keep_days=1, export_dir=export,
+                                                    now=later)
+        assert gone == 1 and more == [str(export / f"rejections-{day}.jsonl.gz")]
+        assert history.read_export(Path(more[0]))[0]["reason_code"]
+        async with store.engine.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(rejected_events)) == 0
+        # verify: snapshot + the 3 events after it equals the stored WIP
+        report = await verify(store, f.rules())
+        assert report.equal, report.differences
+        assert (report.snapshot_seq, report.events) == (7, 3)
+        live = d.state
+        last = d.last_seq
+    finally:
+        await d.stop()
+        await store.close()
+    # Restart: same state, and numbers keep going up (high-water marks), never reused.
+    store, d = await open_dispatcher(db_url)
+    try:
+        assert d.state.order("1001") == live.order("1001")
+        assert d.last_seq == last
+        ok = await d.process(f.machine_count("PRESS-01", good=1, value=6))
+        assert ok.status == Status.ACCEPTED, ok
+        assert ok.seq == last + 1
+        # a second export of the same day appends a gzip member to the same file
+        await take_snapshot(store, f.rules())
+        purged, files = await history.purge_events(
+            store, keep_days=1, keep_days_by_kind={}, export_dir=export,
+            now=datetime.now(UTC) + timedelta(days=3))
+        assert purged >= 3
+        assert len(history.read_export(Path(files[0]))) == 7 + purged
+        assert (await verify(store, f.rules())).equal
+    finally:
+        await d.stop()
+        await store.close()
+
+
+async def test_retention_by_kind_keeps_other_kinds(db_url: str, tmp_path: Path) -> None:
+    store, d = await open_dispatcher(db_url)
+    try:
+        await d.process(f.order("1001", qty=50))
+        await d.process(f.start("1001", "0010", "PRESS-01"))
+        for i in range(1, 4):
+            await d.process(f.machine_count("PRESS-01", good=1, value=i))
+        await take_snapshot(store, f.rules())
+        purged, _ = await history.purge_events(
+            store, keep_days=None, keep_days_by_kind={"quantity_reported": 1},
+            export_dir=tmp_path, now=datetime.now(UTC) + timedelta(days=2))
+        assert purged == 3
+        async with store.engine.connect() as conn:
+            kinds = {r[0] for r in await conn.execute(select(events.c.type))}
+        assert "quantity_reported" not in kinds and "order_received" in kinds
+        assert (await verify(store, f.rules())).equal
+    finally:
+        await d.stop()
+        await store.close()
