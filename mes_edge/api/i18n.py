@@ -221,6 +221,44 @@ for _lang, _extra in _TABLET.items():
     STRINGS[_lang].update(_extra)
 
 
+#: Alerts (issue 11): kinds, one-line texts with the alert's details, acknowledging.
+_ALERTS: dict[str, dict[str, str]] = {
+    "en": {
+        "alerts_title": "Active alerts", "alerts_none": "No active alerts",
+        "acknowledge": "Acknowledge", "alert_since": "since", "alert_acked_by": "seen by {who}",
+        "kind_order_late": "Order late", "kind_operation_stalled": "Operation stalled",
+        "kind_scrap_rate": "Scrap rate", "kind_machine_down": "Machine down",
+        "kind_reason_missing": "Reason missing", "kind_device_disconnected": "Device offline",
+        "kind_delivery_error": "ERP refused", "kind_unassigned_production": "Unassigned",
+        "alert_order_late": "Order {order_id} will miss its due date",
+        "alert_operation_stalled": "{order_id}/{operation}: no count for too long",
+        "alert_scrap_rate": "Scrap {rate_pct} % ({scrap} of {good} good + scrap)",
+        "alert_machine_down": "Down for too long",
+        "alert_reason_missing": "A stop has no reason: give it on the tablet",
+        "alert_device_disconnected": "Device {device} is not connected",
+        "alert_delivery_error": "Confirmation of order {order_id} refused (HTTP {http_status})",
+        "alert_unassigned_production": "{good} good, {scrap} scrap wait for a supervisor",
+    },
+    "zh": {
+        "alerts_title": "当前报警", "alerts_none": "没有报警",
+        "acknowledge": "确认", "alert_since": "自", "alert_acked_by": "{who} 已确认",
+        "kind_order_late": "订单延误", "kind_operation_stalled": "工序停滞",
+        "kind_scrap_rate": "废品率", "kind_machine_down": "设备停机",
+        "kind_reason_missing": "缺少原因", "kind_device_disconnected": "设备离线",
+        "kind_delivery_error": "ERP 拒收", "kind_unassigned_production": "未分配产量",
+        "alert_order_late": "订单 {order_id} 将晚于交期完成",
+        "alert_operation_stalled": "{order_id}/{operation}：长时间无计数",
+        "alert_scrap_rate": "废品率 {rate_pct} %（合格 {good}，废品 {scrap}）",
+        "alert_machine_down": "停机时间过长",
+        "alert_reason_missing": "有停机未填写原因：请在平板上填写",
+        "alert_device_disconnected": "设备 {device} 未连接",
+        "alert_delivery_error": "订单 {order_id} 的报工被拒收（HTTP {http_status}）",
+        "alert_unassigned_production": "合格 {good}、废品 {scrap} 等待主管处理",
+    },
+}
+for _lang, _extra in _ALERTS.items():
+    STRINGS[_lang].update(_extra)
+
 def pick_language(query: str | None, cookie: str | None, accept_language: str | None) -> str:
     """?lang= first, then the remembered choice, then the browser's Accept-Language."""
     for choice in (query, cookie):
