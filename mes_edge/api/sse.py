@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["live updates (SSE)"])
 
 _RESYNC = json.dumps({"type": "resync"})
+#: A board notice names at most this many changed orders (more: `orders` is null).
+CHANGED_ORDERS_MAX = 100
 _SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 _DESCRIPTION = "`text/event-stream`; each `data:` line is a JSON object with a `type`."
 
@@ -85,19 +87,24 @@ class LiveUpdates:
         # A refused event changes nothing, but its station and the board show the refusal.
         touched.update(r.work_center for r in batch.rejections if r.work_center)
         seq = batch.events[-1][0] if batch.events else None
-        self._publish(touched, seq, rejected=bool(batch.rejections))
+        self._publish(touched, seq, rejected=bool(batch.rejections), orders=list(batch.orders))
 
     def station_changed(self, work_center: str) -> None:
         """Something outside the event log changed at a station (an operator logged in/out)."""
         self._publish({work_center}, None, rejected=False)
 
-    def _publish(self, touched: set[str], seq: int | None, *, rejected: bool) -> None:
-        if not self.clients or (not touched and not rejected):
+    def _publish(self, touched: set[str], seq: int | None, *, rejected: bool,
+                 orders: list[str] | None = None) -> None:
+        if not self.clients or (not touched and not rejected and not orders):
             return
         stations = {wc: self._station_message(wc, seq) for wc in touched
                     if any(c.work_center == wc for c in self.clients)}
+        # What changed, never the board itself: a page re-fetches the tiles and the WIP page it
+        # shows. A big batch names no orders (null): "refetch what you show".
+        changed = sorted(orders or ())
         board = json.dumps({"type": "changed", "work_centers": sorted(touched), "seq": seq,
-                            "rejected": rejected})
+                            "rejected": rejected,
+                            "orders": changed if len(changed) <= CHANGED_ORDERS_MAX else None})
         for client in list(self.clients):
             if client.work_center is None:
                 client.offer(board)
