@@ -23,6 +23,7 @@ from mes_edge.api import (
     pages,
     production,
     sse,
+    progress,
 )
 from mes_edge.api.limits import BodyLimit
 from mes_edge.api.metrics import build_registry
@@ -122,6 +123,7 @@ def create_api(service: EdgeService) -> FastAPI:
     app.include_router(board.router)
     app.include_router(alerts.router)
     app.include_router(sse.router)
+    app.include_router(progress.router)
     app.include_router(pages.router)
     describe_openapi(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -33,6 +33,7 @@ from drivers.opcua import OpcUaDriver
 from mes_edge.app.alerts import AlertEngine
 from mes_edge.app.history import history_loop
 from mes_edge.app.plant import plant_rules
+from mes_edge.app.progress import progress_rules
 from mes_edge.app.pumps import DeviceLoop, LoopHealth, MqttPump, supervise
 from mes_edge.app.state_out import CommitPublisher, work_center_view
 from mes_edge.config import Settings
@@ -156,6 +157,7 @@ class EdgeService:
     ) -> None:
         self.settings = settings
         self.rules = plant_rules(settings)
+        self.progress = progress_rules(settings)  # issue 11: timeline, OEE
         self.operators = StationOperators()
         self.parser = ScanParser(settings.scan_patterns)
         self.store: Store | None = None
@@ -213,6 +215,7 @@ class EdgeService:
         )
         await self.dispatcher.start()
         if s.mqtt is not None:
+            progress=self.progress,
             self.mqtt_out = MqttPublisher(s.mqtt)
             await self.mqtt_out.start()
             self._undo.append(

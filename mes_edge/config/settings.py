@@ -128,6 +128,22 @@ class ReasonCode(Strict):
     text: dict[str, str] = Field(default_factory=dict)
 
 
+class DowntimeCategory(Strict):
+    """A category of downtime reasons (the tree's first level) and where it books lost time."""
+
+    code: Name
+    text: dict[str, str] = Field(default_factory=dict)
+    loss: Literal["planned", "setup", "breakdown", "material", "quality", "other"] = Field(
+        "other", description="loss bucket: planned is taken out of planned busy time, setup "
+        "counts as setup, the others as unplanned stops")
+
+
+class DowntimeReason(ReasonCode):
+    """A downtime reason; `category` places it in the reason tree (none: loss bucket other)."""
+
+    category: Name | None = Field(None, description="code of a production.downtime_categories")
+
+
 class ConfirmationSettings(Strict):
     """When confirmations are written (README, External contracts)."""
 
@@ -144,7 +160,9 @@ class ProductionSettings(Strict):
     auto_complete: bool = False
     confirmation: ConfirmationSettings = ConfirmationSettings()
     scrap_reasons: list[ReasonCode] = Field(default_factory=list)
-    downtime_reasons: list[ReasonCode] = Field(default_factory=list)
+    downtime_reasons: list[DowntimeReason] = Field(default_factory=list)
+    downtime_categories: list[DowntimeCategory] = Field(
+        default_factory=list, description="first level of the downtime reason tree")
     max_quantity_per_event: int = Field(100_000, ge=1)
     over_production: Literal["confirm", "hold"] = Field(
         "confirm",
@@ -155,6 +173,17 @@ class ProductionSettings(Strict):
     oee_mode: Literal["iso", "tpm"] = Field(
         "iso", description="iso: setup and micro-stops are availability losses (ISO 22400-2); "
         "tpm: micro-stops are performance losses")
+
+
+    @model_validator(mode="after")
+    def _reason_categories(self) -> ProductionSettings:
+        known = [c.code for c in self.downtime_categories]
+        for i, r in enumerate(self.downtime_reasons):
+            if r.category is not None and r.category not in known:
+                raise ValueError(
+                    f"downtime_reasons[{i}].category: {r.category!r} is not one of "
+                    f"production.downtime_categories ({', '.join(known) or 'none configured'})")
+        return self
 
 
 class UnassignedSettings(Strict):
