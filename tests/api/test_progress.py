@@ -51,7 +51,8 @@ def progress_plant(db_url: str) -> dict[str, Any]:
         {"id": "PRESS-01", "counting": "machine", "calendar": "day", "ideal_cycle_s": 1.0,
          "micro_stop_s": 60},
         {"id": "CNC-02", "counting": "machine", "calendar": "night"},
-        {"id": "ASSY-03", "counting": "operator"}]
+        {"id": "ASSY-03", "counting": "operator"},
+        {"id": "MILL-04", "counting": "machine"}]  # no calendar: planned around the clock
     return doc
 
 
@@ -164,10 +165,10 @@ async def test_berlin_dst_nights_through_the_api(running: Running, night: str,
 
 async def test_supervisor_sets_and_changes_a_reason(running: Running) -> None:
     now = datetime.now(UTC)
-    await send(running, state("PRESS-01", MachineState.RUNNING, now - timedelta(minutes=20)))
-    await send(running, state("PRESS-01", MachineState.DOWN, now - timedelta(minutes=10)))
-    await send(running, state("PRESS-01", MachineState.RUNNING, now - timedelta(minutes=5)))
-    params = {"work_center": "PRESS-01", "from": (now - timedelta(hours=1)).isoformat(),
+    await send(running, state("MILL-04", MachineState.RUNNING, now - timedelta(minutes=20)))
+    await send(running, state("MILL-04", MachineState.DOWN, now - timedelta(minutes=10)))
+    await send(running, state("MILL-04", MachineState.RUNNING, now - timedelta(minutes=5)))
+    params = {"work_center": "MILL-04", "from": (now - timedelta(hours=1)).isoformat(),
               "to": now.isoformat()}
     async with running.client("supervisor") as c:
         [down] = (await c.get("/api/v1/downtimes", params=params)).json()["downtimes"]
@@ -192,6 +193,6 @@ async def test_supervisor_sets_and_changes_a_reason(running: Running) -> None:
         assert resp.status_code == 403
     assert running.service.store is not None
     _, buckets = await stored_progress(running.service.store)
-    press = [t for (wc, _), t in buckets.items() if wc == "PRESS-01"]
+    press = [t for (wc, _), t in buckets.items() if wc == "MILL-04"]
     assert sum(t.planned_stops_us for t in press) == 5 * 60 * 1_000_000
     assert sum(t.stops_us for t in press) == 0
