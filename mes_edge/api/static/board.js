@@ -54,10 +54,13 @@ function openUnassigned(w, verb) {
   $("ua-verb").textContent = verb === "assign" ? T.assign : T.write_off;
   $("ua-wc").textContent = w.work_center;
   $("ua-op-field").hidden = verb !== "assign";
-  const ops = board.wip.filter((i) => i.work_center === w.work_center
-                                      && !["completed", "cancelled"].includes(i.status));
-  $("ua-op").replaceChildren(...ops.map((i) => el("option", { value: i.order_id + "\n" + i.op_no },
-    i.order_id + " / " + i.op_no + " · " + opStatusText(i.status))));
+  $("ua-op").replaceChildren();
+  // The operations open at the work center, asked of the server (the WIP table is paged).
+  api("GET", "/api/v1/board/wip?limit=500&work_center=" + encodeURIComponent(w.work_center))
+    .then((page) => $("ua-op").replaceChildren(...page.items
+      .filter((i) => !["completed", "cancelled"].includes(i.status))
+      .map((i) => el("option", { value: i.order_id + "\n" + i.op_no },
+        i.order_id + " / " + i.op_no + " · " + opStatusText(i.status)))));
   $("ua-good").value = w.unassigned.good;
   $("ua-rework").value = w.unassigned.rework;
   $("ua-scrap").replaceChildren(...Object.entries(w.unassigned.scrap || {}).map(([r, q]) =>
@@ -146,20 +149,61 @@ function renderDeliveries(b) {
                       onclick: () => resolveDelivery(d, "skip") }, T.skip)))));
 }
 
-function render(b) {
-  board = b;
-  $("updated").textContent = fmtTime(b.generated_at);
-  renderUnassigned(b);
-  renderDeliveries(b);
-  $("tiles").replaceChildren(...b.work_centers.map(tile));
-  const late = new Set(b.late.map((a) => a.order_id + "/" + a.op_no));
-  $("wip").replaceChildren(...b.wip.map((i) => el("tr",
-    { class: late.has(i.order_id + "/" + i.op_no) ? "late" : "" },
+// -- the WIP table: one page at a time, filtered and sorted by the server ----------------------
+const WIP_PAGE = 50;
+const wipQuery = { work_center: "", status: "", sort: "order", offset: 0 };
+const OP_STATUSES = ["running", "paused", "ready", "waiting", "on_hold", "completed", "cancelled"];
+
+function wipPath() {
+  const q = new URLSearchParams({ limit: WIP_PAGE, offset: wipQuery.offset, sort: wipQuery.sort });
+  if (wipQuery.work_center) q.set("work_center", wipQuery.work_center);
+  if (wipQuery.status) q.set("status", wipQuery.status);
+  return "/api/v1/board/wip?" + q.toString();
+}
+
+function renderWip(page, now) {
+  const isLate = (i) => i.due && Date.parse(i.due) < now
+                        && !["completed", "cancelled"].includes(i.status);
+  $("wip").replaceChildren(...page.items.map((i) => el("tr", { class: isLate(i) ? "late" : "" },
     el("td", {}, i.order_id), el("td", {}, i.op_no), el("td", {}, i.work_center),
     el("td", {}, el("span", { class: "pill " + i.status }, opStatusText(i.status)), ...flags(i)),
     el("td", { class: "num" }, fmtNum(i.good)), el("td", { class: "num" }, fmtNum(i.scrap)),
     el("td", { class: "num" }, fmtNum(i.planned_qty)), el("td", { class: "num" }, fmtNum(i.available)),
     el("td", {}, fmtTime(i.due)))));
+  const last = Math.min(page.offset + page.items.length, page.total);
+  $("wip-range").textContent = (page.total ? fmtNum(page.offset + 1) : "0") + "–" + fmtNum(last)
+    + " / " + fmtNum(page.total);
+  $("wip-prev").disabled = page.offset <= 0;
+  $("wip-next").disabled = last >= page.total;
+}
+
+function wipFilters(b) {
+  const wc = $("wip-wc");
+  if (wc.options.length === 1) {
+    wc.append(...b.work_centers.map((w) => el("option", { value: w.work_center }, w.work_center)));
+    $("wip-status").append(...OP_STATUSES.map((s) => el("option", { value: s }, opStatusText(s))));
+  }
+}
+
+function setWip(changes) {
+  Object.assign(wipQuery, changes);
+  refresh();
+}
+$("wip-wc").addEventListener("change", (e) => setWip({ work_center: e.target.value, offset: 0 }));
+$("wip-status").addEventListener("change", (e) => setWip({ status: e.target.value, offset: 0 }));
+$("wip-late-first").addEventListener("change",
+  (e) => setWip({ sort: e.target.checked ? "due" : "order", offset: 0 }));
+$("wip-prev").addEventListener("click", () => setWip({ offset: Math.max(0, wipQuery.offset - WIP_PAGE) }));
+$("wip-next").addEventListener("click", () => setWip({ offset: wipQuery.offset + WIP_PAGE }));
+
+function render(b, page) {
+  board = b;
+  $("updated").textContent = fmtTime(b.generated_at);
+  renderUnassigned(b);
+  renderDeliveries(b);
+  wipFilters(b);
+  $("tiles").replaceChildren(...b.work_centers.map(tile));
+  renderWip(page, Date.parse(b.generated_at));
   const attention = [...b.stalled, ...b.late];
   $("attention").replaceChildren(...(attention.length ? attention.map((a) => el("li",
     { class: a.why === "stalled" ? "stalled" : "" },
@@ -177,7 +221,13 @@ function render(b) {
     : [el("li", { class: "muted" }, T.none)]));
 }
 
-const refresh = coalesced(async () => render(await api("GET", "/api/v1/board")), 500);
+// The board's summary (tiles, late, stalled, rejections) and the page of WIP shown: what a
+// change costs does not grow with the number of orders.
+const refresh = coalesced(async () => {
+  const [b, page] = await Promise.all([api("GET", "/api/v1/board?wip_limit=0"),
+                                       api("GET", wipPath())]);
+  render(b, page);
+}, 500);
 new LiveStream("/api/v1/board/events", { onMessage: refresh, onOpen: refresh, indicator: $("conn") });
 refresh();
 setInterval(refresh, 30000);  // late / stalled also change with the clock alone
