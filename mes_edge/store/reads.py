@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import desc, select, text
 
+from mes_edge.domain import WorkOrder
 from mes_edge.store.repository import Store
 from mes_edge.store.tables import confirmations, rejected_events
 
@@ -23,6 +24,13 @@ async def latest_rejections(store: Store, limit: int, work_center: str | None = 
         query = query.where(rejected_events.c.id < before)
     async with store.engine.connect() as conn:
         return list((await conn.execute(query)).all())
+
+
+async def work_order(store: Store, order_id: str) -> WorkOrder | None:
+    """An order as the database has it (closed and cancelled orders leave the service's memory
+    after `history.evict_closed_after_s`; their history stays here)."""
+    found, _ = await store.load_orders([order_id])
+    return found[0] if found else None
 
 
 async def confirmation(store: Store, confirmation_id: str | None) -> Any | None:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from mes_edge.dispatcher import Dispatcher, Status
 from mes_edge.dispatcher.replay import take_snapshot, verify
 from mes_edge.domain import OperationAction, OrderAction, OrderCommand, OrderStatus
-from mes_edge.store import Store, history
+from mes_edge.store import Store, history, reads
 from mes_edge.store.tables import events, rejected_events
 from tests import factory as f
 
@@ -44,6 +44,10 @@ async def test_finished_orders_leave_memory_and_come_back_when_named(db_url: str
         assert d.state.order("1001") is None and d.state.order("1002") is not None
         [stored], _ = await store.load_orders(["1001"])
         assert stored.status == OrderStatus.CANCELLED
+        # the read model the API serves an evicted order from
+        served = await reads.work_order(store, "1001")
+        assert served is not None and served.status == OrderStatus.CANCELLED
+        assert await reads.work_order(store, "nope") is None
         # The ERP sends the same revision again: the domain must see the cancelled order, not
         # take it for a new one.
         again = await d.process(f.order("1001", qty=10))
