@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from mes_edge.app.oee_gauges import ShiftFigures
     from mes_edge.app.service import EdgeService
 
 
@@ -83,11 +84,57 @@ class ServiceCollector(Collector):
             pushed.add_metric(["retried"], push.failures)
             pushed.add_metric(["refused"], push.refused)
             yield pushed
+        gauges = getattr(self.service, "oee_gauges", None)
+        if gauges is not None:
+            yield from _shift_gauges(gauges.figures)
         up = GaugeMetricFamily("mes_edge_driver_connected", "1 when the link is up",
                                labels=["driver"])
         for name, h in self.service.health().items():
             up.add_metric([name], 1.0 if h.get("state") == "connected" else 0.0)
         yield up
+
+
+def _shift_gauges(figures: Iterable[ShiftFigures]) -> Iterator[GaugeMetricFamily]:
+    """The running shift's OEE per work center, from the cache a service task refreshes (a
+    scrape never queries the database). A ratio with nothing to divide by (no planned time, no
+    run time, no parts) is left out, never shown as 0 or 1."""
+    labels = ["work_center", "shift"]
+    ratios = {
+        "availability": GaugeMetricFamily(
+            "mes_edge_shift_availability", "Running shift: run time / planned busy time (0..1)",
+            labels=labels),
+        "performance": GaugeMetricFamily(
+            "mes_edge_shift_performance",
+            "Running shift: ideal cycle time x parts / run time (above 1: ideal cycle wrong)",
+            labels=labels),
+        "quality": GaugeMetricFamily(
+            "mes_edge_shift_quality", "Running shift: good / (good + scrap) (0..1)",
+            labels=labels),
+        "oee": GaugeMetricFamily(
+            "mes_edge_shift_oee", "Running shift: availability x performance x quality",
+            labels=labels),
+    }
+    planned = GaugeMetricFamily("mes_edge_shift_planned_minutes",
+                                "Running shift: planned busy minutes so far", labels=labels)
+    run = GaugeMetricFamily("mes_edge_shift_run_minutes", "Running shift: run minutes so far",
+                            labels=labels)
+    good = GaugeMetricFamily("mes_edge_shift_good_units", "Running shift: good parts",
+                             labels=labels)
+    scrap = GaugeMetricFamily("mes_edge_shift_scrap_units",
+                              "Running shift: rejected parts (scrap and rework)", labels=labels)
+    for f in figures:
+        key = [f.work_center, f.shift]
+        t = f.totals
+        for name, family in ratios.items():
+            value = getattr(t, name)
+            if value is not None:
+                family.add_metric(key, value)
+        planned.add_metric(key, t.planned_busy.total_seconds() / 60)
+        run.add_metric(key, t.run_time.total_seconds() / 60)
+        good.add_metric(key, t.good)
+        scrap.add_metric(key, t.scrap)
+    yield from ratios.values()
+    yield from (planned, run, good, scrap)
 
 
 def build_registry(service: EdgeService) -> CollectorRegistry:

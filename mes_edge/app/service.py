@@ -32,6 +32,7 @@ from drivers.mqtt import MqttInboundDriver, MqttPublisher
 from drivers.opcua import OpcUaDriver
 from mes_edge.app.alerts import AlertEngine
 from mes_edge.app.history import history_loop
+from mes_edge.app.oee_gauges import OeeGauges
 from mes_edge.app.plant import plant_rules
 from mes_edge.app.progress import progress_rules
 from mes_edge.app.pumps import DeviceLoop, LoopHealth, MqttPump, supervise
@@ -170,6 +171,8 @@ class EdgeService:
         self.push: PushWorker | None = None
         self.order_pull: OrderPuller | None = None
         self.alerts: AlertEngine | None = None
+        #: issue 11: the running shift's OEE per work center for /metrics (refreshed by a task).
+        self.oee_gauges: OeeGauges | None = None
         self.webhooks: WebhookWorker | None = None
         self.api: FastAPI | None = None
         self._api_factory = api_factory
@@ -282,6 +285,9 @@ class EdgeService:
                     await asyncio.sleep(0.02)
         self._spawn(self._retention_loop(), "retention")
         self._spawn(history_loop(store, self.rules, s.history), "history")
+        self.oee_gauges = OeeGauges(store, self.progress, [w.id for w in s.work_centers],
+                                    s.production.oee_gauges_every_s)
+        self._spawn(self.oee_gauges.run(), "oee-gauges")
         # Everything built so far (modules, config, driver plans, the loaded WIP) lives as long
         # as the process: keep it out of the cyclic GC's full passes, whose pauses otherwise
         # land in the commit latency (measured: 100+ ms gen-2 pauses without, ~25 ms with).

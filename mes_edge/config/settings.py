@@ -173,6 +173,9 @@ class ProductionSettings(Strict):
     oee_mode: Literal["iso", "tpm"] = Field(
         "iso", description="iso: setup and micro-stops are availability losses (ISO 22400-2); "
         "tpm: micro-stops are performance losses")
+    oee_gauges_every_s: float = Field(
+        30.0, gt=0, le=3600, description="seconds between refreshes of the running shift's OEE "
+        "gauges on /metrics (read from the rollups by a service task)")
 
 
     @model_validator(mode="after")
