@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, Field
 
 from mes_edge.api.deps import AnyRoleDep, ServiceDep, SupervisorDep
+from mes_edge.api.shift_view import shift_views
 from mes_edge.api.submit import submit
 from mes_edge.domain.events import DowntimeReasonGiven
 from mes_edge.domain.progress import StateSpan, category
@@ -152,3 +153,34 @@ async def set_reason(downtime_id: str, body: ReasonIn, request: Request, service
     updated = await span_by_downtime(_store(service), downtime_id)
     assert updated is not None
     return downtime_out(service, updated, now)
+
+
+@router.get("/progress/shift", operation_id="getShiftProgress")
+async def shift_progress(service: ServiceDep, _: AnyRoleDep,
+                         work_center: str | None = None) -> dict[str, Any]:
+    """Per work center, the running shift so far (the local day without a calendar; the last
+    shift when none runs): A / P / Q / OEE, the state timeline with reasons, downtime minutes,
+    micro-stops and the stops' minutes per reason, largest first (Pareto). For the board and
+    the station tablet."""
+    names = {w.id: w.name or w.id for w in service.settings.work_centers}
+    now = datetime.now(UTC)
+    views = await shift_views(
+        _store(service), service.progress,
+        [(w, names[w]) for w in _work_centers(service, work_center)], now,
+        lambda s, at: downtime_out(service, s, at))
+    return {"now": now, "mode": service.progress.mode, "work_centers": views}
+
+
+@router.get("/downtime-reasons", operation_id="getDowntimeReasonTree")
+async def reason_tree(service: ServiceDep, _: AnyRoleDep) -> dict[str, Any]:
+    """The downtime reason tree: categories (text, loss bucket) with their reasons, then the
+    reasons of no category (loss bucket other), texts per language from the plant file."""
+    production = service.settings.production
+    reasons = [{"code": r.code, "text": dict(r.text), "category": r.category}
+               for r in production.downtime_reasons]
+    return {
+        "categories": [{"code": c.code, "text": dict(c.text), "loss": c.loss,
+                        "reasons": [r for r in reasons if r["category"] == c.code]}
+                       for c in production.downtime_categories],
+        "uncategorised": [r for r in reasons if r["category"] is None],
+    }
