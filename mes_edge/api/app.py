@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 
 from mes_edge.api import (
+    admin,
     alerts,
     board,
     confirmations,
@@ -27,6 +28,7 @@ from mes_edge.api import (
 )
 from mes_edge.api.limits import BodyLimit
 from mes_edge.api.metrics import build_registry
+from mes_edge.api.security import SecurityMiddleware
 from mes_edge.api.sse import LiveUpdates
 from mes_edge.contracts.erp import WorkOrderIn
 
@@ -62,6 +64,8 @@ TAGS = [
      "description": "Unassigned production of a work center: assign it or write it off."},
     {"name": "live updates (SSE)", "description": "Server-sent events for tablets and board."},
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
+    {"name": "administration",
+     "description": "Tokens and operators (admin), the audit trail (admin, supervisor)."},
 ]
 SERVERS = [{"url": "/", "description": "this mes-edge instance (where the document is served)"}]
 
@@ -125,12 +129,14 @@ def create_api(service: EdgeService) -> FastAPI:
     app.include_router(sse.router)
     app.include_router(progress.router)
     app.include_router(pages.router)
+    app.include_router(admin.router)
     describe_openapi(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_offline_docs(app)
     app.add_middleware(BodyLimit, max_bytes=service.settings.api.max_body_bytes)
+    app.add_middleware(SecurityMiddleware, settings=service.settings)  # outermost (issue 12)
     if service.dispatcher is not None:
-        live = LiveUpdates(service.dispatcher)
+        live = LiveUpdates(service.dispatcher, max_per_token=service.settings.api.sse_per_token)
         live.start()
         # Open streams would keep uvicorn from stopping: end them first on shutdown.
         service.on_stop.append(live.close)

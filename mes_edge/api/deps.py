@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from mes_edge.app.service import EdgeService
 
 COOKIE = "mes_token"
+#: The double-submit CSRF cookie (readable by the pages' script) and the header that repeats it.
+CSRF_COOKIE = "mes_csrf"
+CSRF_HEADER = "x-csrf-token"
 _CACHE_SECONDS = 5.0
 
 
@@ -60,10 +63,17 @@ async def get_principal(request: Request) -> Principal:
         if len(cache) > 1000:
             cache.clear()
         cache[secret] = (now, principal)
-    if principal is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
+    if principal is None or principal.expired():
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown, expired or revoked token",
                             headers={"WWW-Authenticate": "Bearer"})
+    # For the audit of writes (api/security.py reads it after the endpoint ran).
+    request.state.principal = principal
     return principal
+
+
+def forget_tokens(request: Request) -> None:
+    """Drop the cached token lookups, so a revocation through the API is refused at once."""
+    request.app.state.token_cache.clear()
 
 
 async def authenticated(
@@ -96,6 +106,7 @@ def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 ErpDep = Annotated[Principal, Depends(require(Role.ERP))]
 SupervisorDep = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
 ErpOrSupervisorDep = Annotated[Principal, Depends(require(Role.ERP, Role.SUPERVISOR))]
+AdminDep = Annotated[Principal, Depends(require())]
 AnyRoleDep = PrincipalDep
 
 

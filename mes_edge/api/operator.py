@@ -193,7 +193,8 @@ async def scan(work_center: str, body: ScanIn, request: Request,
     parsed = service.parser.parse(body.code)
     if parsed is not None and parsed.kind == "operator":
         badge = parsed.fields.get("badge", body.code.strip())
-        await login_operator(request, work_center, badge, None)
+        # A badge with a PIN answers 401 pin_required: the tablet asks for the PIN (/login).
+        await login_operator(request, work_center, badge, None, caller, via="scan")
         return StationActionOut(outcome="logged_in", event_id=None,
                          station=await station_out(request, work_center))
     # A resent scan (same Idempotency-Key) is the same event: it counts once, and a refused
@@ -221,13 +222,13 @@ async def scan(work_center: str, body: ScanIn, request: Request,
 
 
 @router.post("/{work_center}/login", response_model=StationActionOut,
-             responses={401: {"description": "unknown badge or wrong PIN"},
-                        429: {"description": "too many failed logins"}})
+             responses={401: {"description": "unknown badge, PIN needed or wrong PIN"},
+                        429: {"description": "this badge failed too often: wait (Retry-After)"}})
 async def login(work_center: str, body: LoginIn, request: Request,
                 caller: StationCaller) -> StationActionOut:
     """Log an operator in at this station: a scanned badge, or badge + PIN typed by hand.
     Later events of this station carry the operator as their actor."""
-    await login_operator(request, work_center, body.badge.strip(), body.pin)
+    await login_operator(request, work_center, body.badge.strip(), body.pin, caller)
     return StationActionOut(outcome="logged_in", event_id=None,
                      station=await station_out(request, work_center))
 

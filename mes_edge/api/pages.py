@@ -7,6 +7,7 @@ from the JSON API and the SSE streams, with the same cookie.
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -15,9 +16,10 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from mes_edge.api.deps import COOKIE, get_principal
+from mes_edge.api.deps import COOKIE, CSRF_COOKIE, get_principal
 from mes_edge.api.i18n import LANGUAGES, STRINGS, pick_language
-from mes_edge.store.tokens import Principal, Role, authenticate
+from mes_edge.store.audit import AuditKind, AuditRecord, append
+from mes_edge.store.tokens import Principal, Role, authenticate, token_id_of
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -51,7 +53,18 @@ def _render(request: Request, name: str, context: dict[str, Any],
     if request.query_params.get("lang") in LANGUAGES:
         # Remember a choice made on the page for the next visit.
         response.set_cookie(LANG_COOKIE, lang, max_age=_YEAR, samesite="strict")
+    if COOKIE in request.cookies and CSRF_COOKIE not in request.cookies:
+        # A tablet signed in before CSRF tokens existed gets its token with the page.
+        set_csrf_cookie(request, response)
     return response
+
+
+def set_csrf_cookie(request: Request, response: Response) -> None:
+    """The double-submit CSRF token: readable by the page's script (not HttpOnly), which sends
+    it back as X-CSRF-Token on every write (api/security.py)."""
+    response.set_cookie(CSRF_COOKIE, secrets.token_urlsafe(32), max_age=_YEAR,
+                        httponly=False, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
 
 
 async def _caller(request: Request) -> Principal | None:
@@ -105,6 +118,10 @@ async def login(request: Request) -> Response:
     principal = await authenticate(request.app.state.service.store, token) if token else None
     strings = STRINGS[_lang(request)]
     if principal is None:
+        if token:
+            await append(request.app.state.service.store, AuditRecord(
+                AuditKind.LOGIN_FAILED, f"token:{token_id_of(token) or '?'}",
+                detail={"via": "tablet_page", "reason": "invalid_token"}))
         return _render(request, "login.html", {"next": target or "",
                                                "error": strings["invalid_token"]}, 401)
     home = _home_of(principal)
@@ -114,6 +131,10 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(target or home, status_code=303)
     response.set_cookie(COOKIE, token, max_age=_YEAR, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path="/")
+    set_csrf_cookie(request, response)
+    await append(request.app.state.service.store, AuditRecord(
+        AuditKind.LOGIN, principal.name, token_id=principal.token_id,
+        detail={"via": "tablet_page", "role": principal.role.value}))
     return response
 
 
@@ -122,6 +143,7 @@ async def logout(request: Request) -> Response:
     """Forget this tablet's token."""
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
     return response
 
 

@@ -37,8 +37,9 @@ _DESCRIPTION = "`text/event-stream`; each `data:` line is a JSON object with a `
 class LiveClient:
     """One connected page: a bounded queue of SSE payloads, coalesced when the page is slow."""
 
-    def __init__(self, work_center: str | None, size: int) -> None:
+    def __init__(self, work_center: str | None, size: int, owner: str | None = None) -> None:
         self.work_center = work_center  # None: the board (every work center)
+        self.owner = owner  # the token holding this connection (per-token limit)
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=size)
         self.coalesced = 0
 
@@ -57,11 +58,14 @@ class LiveUpdates:
     """Fans committed changes out to the connected tablets and boards."""
 
     def __init__(self, dispatcher: Dispatcher, *, queue_size: int = 32,
-                 heartbeat_s: float = 15.0, max_clients: int = 200) -> None:
+                 heartbeat_s: float = 15.0, max_clients: int = 200,
+                 max_per_token: int = 10) -> None:
         self.dispatcher = dispatcher
         self.queue_size = queue_size
         self.heartbeat_s = heartbeat_s
         self.max_clients = max_clients
+        #: One token cannot take every slot and blank the other tablets (issue 12).
+        self.max_per_token = max_per_token
         self.clients: set[LiveClient] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self.closed = False
@@ -126,9 +130,10 @@ class LiveUpdates:
 
     # -- consumers -----------------------------------------------------------------------------
 
-    async def stream(self, work_center: str | None) -> AsyncIterator[str]:
+    async def stream(self, work_center: str | None,
+                     owner: str | None = None) -> AsyncIterator[str]:
         """The SSE text of one client until it disconnects or the API closes."""
-        client = LiveClient(work_center, self.queue_size)
+        client = LiveClient(work_center, self.queue_size, owner)
         self.clients.add(client)
         try:
             # A (re)connected page may have missed changes: it re-fetches on "hello".
@@ -146,14 +151,22 @@ class LiveUpdates:
         finally:
             self.clients.discard(client)
 
-    def response(self, work_center: str | None) -> StreamingResponse:
-        """A streaming response for one client; 503 when closing or full."""
+    def response(self, work_center: str | None, owner: str | None = None) -> StreamingResponse:
+        """A streaming response for one client; 503 when closing or full, 429 when this
+        token (`owner`) already holds its share of connections."""
         if self.closed:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "shutting down")
+        if owner is not None and sum(
+                1 for c in self.clients if c.owner == owner) >= self.max_per_token:
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                                f"this token already holds {self.max_per_token} live "
+                                "connections (api.sse_per_token)", headers={"Retry-After": "5"})
         if len(self.clients) >= self.max_clients:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "too many live clients")
-        return StreamingResponse(self.stream(work_center), media_type="text/event-stream",
-                                 headers=_SSE_HEADERS)
+        # (Both limits count streams that started: requests racing in the same instant may
+        # pass together, as for max_clients; the next one is refused.)
+        return StreamingResponse(self.stream(work_center, owner),
+                                 media_type="text/event-stream", headers=_SSE_HEADERS)
 
 
 def _live(request: Request) -> LiveUpdates:
@@ -179,10 +192,10 @@ _STREAM: dict[int | str, dict[str, Any]] = {
 async def station_events(work_center: str, request: Request,
                          caller: StationCaller) -> StreamingResponse:
     """Live changes of one station: counts, state and current operation as they commit."""
-    return _live(request).response(work_center)
+    return _live(request).response(work_center, caller.token_id)
 
 
 @router.get("/board/events", response_class=StreamingResponse, responses=_STREAM)
 async def board_events(request: Request, caller: SupervisorDep) -> StreamingResponse:
     """Live 'changed' notices for the supervisor board (which work centers, any rejection)."""
-    return _live(request).response(None)
+    return _live(request).response(None, caller.token_id)

@@ -45,7 +45,9 @@ from mes_edge.erp.order_pull import OrderPuller
 from mes_edge.erp.push import PushWorker
 from mes_edge.erp.webhooks import WebhookWorker
 from mes_edge.rules import ScanParser, StationOperators
+from mes_edge.rules.terminal import OperatorCard
 from mes_edge.store import Store, feed
+from mes_edge.store.tokens import list_operators
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +161,8 @@ class EdgeService:
         self.settings = settings
         self.rules = plant_rules(settings)
         self.progress = progress_rules(settings)  # issue 11: timeline, OEE
-        self.operators = StationOperators()
+        self.operators = StationOperators(require_pin=settings.security.require_pin,
+                                          unverified=settings.security.unverified_operator)
         self.parser = ScanParser(settings.scan_patterns)
         self.store: Store | None = None
         self.dispatcher: Dispatcher | None = None
@@ -217,6 +220,7 @@ class EdgeService:
             evict_finished_after_s=s.history.evict_closed_after_s,
         )
         await self.dispatcher.start()
+        await self.refresh_operators()  # before any badge scan is read
         if s.mqtt is not None:
             progress=self.progress,
             self.mqtt_out = MqttPublisher(s.mqtt)
@@ -273,6 +277,9 @@ class EdgeService:
                     log_level="warning",
                     lifespan="off",
                     access_log=False,
+                    # issue 12: HTTPS when the plant gives a certificate (HSTS: api/security).
+                    ssl_certfile=s.api.tls.cert_file,
+                    ssl_keyfile=s.api.tls.key_file,
                 )
                 self._server = _QuietServer(config)
                 sockets = [self._socket] if self._socket is not None else None
@@ -288,6 +295,7 @@ class EdgeService:
         self.oee_gauges = OeeGauges(store, self.progress, [w.id for w in s.work_centers],
                                     s.production.oee_gauges_every_s)
         self._spawn(self.oee_gauges.run(), "oee-gauges")
+        self._spawn(self._operators_loop(), "operators")
         # Everything built so far (modules, config, driver plans, the loaded WIP) lives as long
         # as the process: keep it out of the cyclic GC's full passes, whose pauses otherwise
         # land in the commit latency (measured: 100+ ms gen-2 pauses without, ~25 ms with).
@@ -299,7 +307,8 @@ class EdgeService:
             s.site,
             len(self.device_loops),
             "on" if s.mqtt else "off",
-            f"http://{s.api.host}:{s.api.port}" if self._server else "off",
+            f"{'https' if s.api.tls.enabled else 'http'}://{s.api.host}:{s.api.port}"
+            if self._server else "off",
         )
 
     async def _retention_loop(self, every_s: float = 3600.0) -> None:
@@ -314,6 +323,25 @@ class EdgeService:
             except Exception:  # the database may be away; try again next round
                 log.exception("retention purge failed")
             await asyncio.sleep(every_s)
+
+    async def refresh_operators(self) -> None:
+        """Reload the active operators the terminals' badge scans are checked against (a
+        disabled operator is signed out of every station)."""
+        assert self.store is not None
+        rows = await list_operators(self.store)
+        self.operators.set_roster(
+            OperatorCard(str(r["badge"]), bool(r["has_pin"]),
+                         frozenset(r["work_centers"]))  # type: ignore[call-overload]
+            for r in rows if r["active"])
+
+    async def _operators_loop(self, every_s: float = 30.0) -> None:
+        """Pick up operators changed by the CLI (another process) within `every_s`."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.refresh_operators()
+            except Exception:  # the database may be away; the roster stays as it was
+                log.exception("reloading the operators failed")
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)

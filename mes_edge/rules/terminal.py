@@ -43,11 +43,30 @@ class ScanParser:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class OperatorCard:
+    """What the terminals need to know of an active operator (never the PIN hash)."""
+
+    badge: str
+    has_pin: bool
+    work_centers: frozenset[str]  # empty: every work center
+
+
 @dataclass
 class StationOperators:
-    """Who is logged in at each work center (by badge scan or PIN), for the `actor` of events."""
+    """Who is signed in at each work center (badge scan or badge + PIN), for the `actor` of
+    events, and the roster of active operators a terminal's badge scan is checked against.
+
+    The service loads the roster from the store at start and refreshes it; without one, no
+    badge scan signs anybody in (a scanner cannot prove more than the badge).
+    """
 
     current: dict[str, str] = field(default_factory=dict)
+    roster: dict[str, OperatorCard] = field(default_factory=dict)
+    #: security.require_pin: a badge scan alone never signs in.
+    require_pin: bool = False
+    #: security.unverified_operator: "record" (actor marked unverified) or "refuse".
+    unverified: str = "record"
 
     def login(self, work_center: str, operator: str) -> None:
         self.current[work_center] = operator
@@ -58,6 +77,24 @@ class StationOperators:
     def of(self, work_center: str) -> str | None:
         return self.current.get(work_center)
 
+    def set_roster(self, cards: Iterable[OperatorCard]) -> None:
+        """Replace the roster; an operator no longer in it (disabled) is signed out."""
+        self.roster = {c.badge: c for c in cards}
+        for wc, badge in list(self.current.items()):
+            if badge not in self.roster:
+                del self.current[wc]
+
+    def scan_refusal(self, badge: str, work_center: str) -> tuple[str, str] | None:
+        """Why a badge scan at a terminal may not sign in (code, text), or None."""
+        card = self.roster.get(badge)
+        if card is None:
+            return "unknown_badge", f"badge {badge!r} is not an active operator"
+        if card.has_pin or self.require_pin:
+            return "pin_required", f"badge {badge!r} signs in with its PIN on the tablet"
+        if card.work_centers and work_center not in card.work_centers:
+            return "not_qualified", f"operator {badge} is not qualified for {work_center}"
+        return None
+
 
 _ACTIONS = {
     EventType.START: OperationAction.START,
@@ -67,12 +104,31 @@ _ACTIONS = {
 }
 
 
-def terminal_event(msg: TerminalEventMessage, source: str, operators: StationOperators) -> Event:
-    """The domain event of a terminal message (README's contract: `event` topic)."""
+def terminal_event(msg: TerminalEventMessage, source: str,
+                   operators: StationOperators) -> Event | RawRejection:
+    """The domain event of a terminal message (README's contract: `event` topic).
+
+    The message's `operator` is a claim: it is the actor only when that operator is signed in
+    at this station; otherwise the event is kept with the actor `unverified:<claim>`, or refused
+    when the plant says so (security.unverified_operator).
+    """
+    signed_in = operators.of(msg.work_center)
+    actor = signed_in
+    if msg.operator and msg.operator != signed_in:
+        if operators.unverified == "refuse":
+            return RawRejection(
+                source=source, event_id=f"event:{msg.work_center}:{msg.id}",
+                work_center=msg.work_center, type=msg.type.value,
+                actor=f"unverified:{msg.operator}",
+                payload={"operator": msg.operator, "order": msg.order,
+                         "operation": msg.operation},
+                reason_code="operator_not_signed_in",
+                reason=f"operator {msg.operator!r} is not signed in at {msg.work_center}")
+        actor = f"unverified:{msg.operator}"
     common: dict[str, Any] = {
         "event_id": f"event:{msg.work_center}:{msg.id}",
         "source": source,
-        "actor": msg.operator or operators.of(msg.work_center),
+        "actor": actor,
         "source_ts": msg.ts,
     }
     if msg.type in _ACTIONS:
@@ -120,7 +176,11 @@ def scan_event(
             **base,
         )
     if parsed.kind == "operator":
-        operators.login(msg.work_center, parsed.fields.get("badge", msg.code))
+        badge = parsed.fields.get("badge", msg.code.strip())
+        refusal = operators.scan_refusal(badge, msg.work_center)
+        if refusal is not None:
+            return RawRejection(reason_code=refusal[0], reason=refusal[1], **base)
+        operators.login(msg.work_center, badge)
         return None
     if parsed.kind == "order_operation":
         return OperationCommand(

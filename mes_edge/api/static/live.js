@@ -42,6 +42,11 @@ async function request(method, path, body, key) {
     init.body = JSON.stringify(body);
   }
   if (key) init.headers["Idempotency-Key"] = key;
+  if (method !== "GET") {
+    // Double-submit CSRF token: the server compares it with its mes_csrf cookie.
+    const m = document.cookie.match(/(?:^|;\s*)mes_csrf=([^;]*)/);
+    if (m) init.headers["X-CSRF-Token"] = decodeURIComponent(m[1]);
+  }
   let res;
   try {
     res = await fetch(path, init);
