@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from mes_edge.config import ConfigError, Settings, load_settings
@@ -159,7 +160,8 @@ def cmd_token(args: argparse.Namespace) -> int:
                     return 2
                 try:
                     token = await create_token(
-                        store, Role(args.role), args.name or f"{args.role} token", args.work_center
+                        store, Role(args.role), args.name or f"{args.role} token", args.work_center,
+                        expires_in=args.expires_in,
                     )
                 except ValueError as err:
                     print(f"mes-edge: {err}", file=sys.stderr)
@@ -167,14 +169,19 @@ def cmd_token(args: argparse.Namespace) -> int:
                 print(token)
                 return 0
             if args.token_command == "list":
-                print(f"{'TOKEN ID':{_ID_WIDTH}}  {'ROLE':10} {'STATE':8} {'WORK CENTERS':20} NAME")
+                print(f"{'TOKEN ID':{_ID_WIDTH}}  {'ROLE':10} {'STATE':8} {'EXPIRES':17} "
+                      f"{'LAST USED':17} {'WORK CENTERS':20} NAME")
                 for t in await list_tokens(store):
-                    state = "revoked" if t["revoked"] else "active"
                     wcs = ",".join(t["work_centers"]) or "-"  # type: ignore[arg-type]
-                    print(f"{t['token_id']:{_ID_WIDTH}}  {t['role']:10} {state:8} {wcs:20} "
-                          f"{t['name']}")
+                    print(f"{t['token_id']:{_ID_WIDTH}}  {t['role']:10} {t['state']:8} "
+                          f"{_when(t['expires_at']):17} {_when(t['last_used_at']):17} "
+                          f"{wcs:20} {t['name']}")
                 return 0
-            return 0 if await revoke_token(store, args.token_id) else 1
+            if await revoke_token(store, args.token_id):
+                print(f"token {args.token_id} revoked (a running service refuses it within 5 s)")
+                return 0
+            print(f"mes-edge: no token {args.token_id!r}", file=sys.stderr)
+            return 1
         finally:
             await store.close()
 
@@ -188,6 +195,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
     from mes_edge.store import Store
     from mes_edge.store.tokens import upsert_operator
 
+    if args.operator_command != "add":
+        return _operator_admin(args)
     s = _load(args.config)
     known = {w.id for w in s.work_centers}
     unknown = [w for w in args.work_center if w not in known]
@@ -213,6 +222,49 @@ def cmd_operator(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+def _operator_admin(args: argparse.Namespace) -> int:
+    """`operator list` and `operator disable BADGE`."""
+    from mes_edge.store import Store
+    from mes_edge.store.tokens import list_operators, set_operator_active
+
+    s = _load(args.config)
+
+    async def go() -> int:
+        store = await Store.open(s.database.url, migrate=s.database.auto_migrate)
+        try:
+            if args.operator_command == "list":
+                print(f"{'BADGE':16} {'STATE':8} {'PIN':4} {'WORK CENTERS':20} NAME")
+                for o in await list_operators(store):
+                    wcs = ",".join(o["work_centers"]) or "all"  # type: ignore[arg-type]
+                    print(f"{o['badge']:16} {'active' if o['active'] else 'disabled':8} "
+                          f"{'yes' if o['has_pin'] else 'no':4} {wcs:20} {o['name']}")
+                return 0
+            if await set_operator_active(store, args.badge, False):
+                print(f"operator {args.badge} disabled (a running service signs them out "
+                      "within 30 s)")
+                return 0
+            print(f"mes-edge: no operator {args.badge!r}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def _when(value: object) -> str:
+    """A time of `token list`: UTC to the minute, '-' for none."""
+    return value.strftime("%Y-%m-%d %H:%MZ") if isinstance(value, datetime) else "-"
+
+
+def duration(text: str) -> timedelta:
+    """`--expires-in`: a number with s, m, h or d (90d, 12h)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = text.strip().lower()
+    if len(value) < 2 or value[-1] not in units or not value[:-1].isdigit() or not int(value[:-1]):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90d, 12h or 30m")
+    return timedelta(seconds=int(value[:-1]) * units[value[-1]])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -307,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="work center an operator token may act on (repeat)",
     )
+    create.add_argument("--expires-in", type=duration, default=None, metavar="DURATION",
+                        help="lifetime, e.g. 90d, 12h, 30m (default: no expiry)")
     listing = command(token_sub, "list", "list tokens (ids, roles; never secrets)")
     config_option(listing)
     revoke = command(token_sub, "revoke", "revoke a token by its id (mes_<id>_...)")
@@ -324,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="environment variable holding the PIN (never on the command line)")
     add.add_argument("--work-center", action="append", default=[],
                      help="work center the operator may sign in at (repeat; none = all)")
+    op_list = command(op_sub, "list", "list operators (badges, state, whether a PIN is set)")
+    config_option(op_list)
+    disable = command(op_sub, "disable", "disable an operator: no more sign-in anywhere")
+    config_option(disable)
+    disable.add_argument("badge", help="the operator's badge")
     operator.set_defaults(func=cmd_operator)
 
     demo = command(sub, "demo", "run the virtual factory")
