@@ -11,7 +11,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mes_edge.domain import MachineState
-from mes_edge.domain.events import OperationAction, OperationCommand, OrderReceived, QuantityReported
+from mes_edge.domain.events import (
+    OperationAction,
+    OperationCommand,
+    OrderReceived,
+    QuantityReported,
+)
 from mes_edge.domain.model import CountingSource, OperationSpec, OrderSpec
 from tests.api.conftest import Running
 from tests.api.test_progress import running, send, state
