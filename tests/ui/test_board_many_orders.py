@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.timeout(180)]
 
 OPEN = 20_000
 WCS = ("PRESS-01", "CNC-02", "ASSY-03")
+DASH = "\u2013"  # the range on the pager: "1\u201350 / 20,000"
 
 
 async def _fill(service: EdgeService) -> None:
@@ -62,7 +63,7 @@ async def test_the_board_pages_and_filters_20000_open_orders(sqlite_url: str) ->
                 await page.wait_for_function(
                     "document.getElementById('wip-range').textContent.includes('20,000')")
                 loaded = time.monotonic() - t0
-                assert (await rng.inner_text()).startswith("1–50")
+                assert (await rng.inner_text()).startswith(f"1{DASH}50")
                 assert await page.locator("#wip tr").count() == 50
                 assert await page.locator("#wip tr >> nth=0 >> td >> nth=0").inner_text() \
                     == "W-00000"
@@ -72,13 +73,13 @@ async def test_the_board_pages_and_filters_20000_open_orders(sqlite_url: str) ->
                 await page.screenshot(path=SHOTS / "board-20000-orders.png", full_page=False)
                 await page.click("#wip-next")
                 await page.wait_for_function(
-                    "document.getElementById('wip-range').textContent.startsWith('51–100')")
+                    "document.getElementById('wip-range').textContent.startsWith('51\u2013100')")
                 assert await page.locator("#wip tr >> nth=0 >> td >> nth=0").inner_text() \
                     == "W-00050"
                 await page.select_option("#wip-wc", "CNC-02")
                 await page.wait_for_function(
                     "document.getElementById('wip-range').textContent.endsWith('/ 6,667')")
-                assert (await rng.inner_text()).startswith("1–50")
+                assert (await rng.inner_text()).startswith(f"1{DASH}50")
                 cells = await page.locator("#wip tr td:nth-child(3)").all_inner_texts()
                 assert set(cells) == {"CNC-02"}
                 await page.check("#wip-late-first")
