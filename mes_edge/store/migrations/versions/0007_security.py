@@ -21,15 +21,17 @@ depends_on: str | Sequence[str] | None = None
 # The audit trail is append-only: the code has no UPDATE/DELETE path, and on PostgreSQL the
 # database itself refuses them (an attacker with the service's credentials still cannot edit
 # history through SQL without dropping the trigger, which needs the table's owner).
-_REFUSE = """
+# (Two statements: asyncpg runs one per call.)
+_REFUSE = ("""
 CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'audit_log is append-only (% refused)', TG_OP;
 END;
-$$;
+$$
+""", """
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
-"""
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()
+""")
 
 
 def upgrade() -> None:
@@ -54,7 +56,8 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.create_index("ix_audit_log_ts", ["ts"], unique=False)
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(_REFUSE)
+        for statement in _REFUSE:
+            op.execute(statement)
 
 
 def downgrade() -> None:
