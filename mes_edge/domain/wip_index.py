@@ -78,8 +78,16 @@ class WipIndex:
 
     def update(self, order_id: str, order: WorkOrder | None) -> None:
         """Re-index one order (None: it left memory)."""
-        for wc, status, due, op_no in self._entries.pop(order_id, ()):
-            self._remove(order_id, op_no, wc, status, due)
+        if order is not None and order.status in OPEN_ORDERS:
+            due = due_ts(order.due)
+            entries = [(op.work_center, op.status.value, due, op.op_no)
+                       for op in order.operations]
+            if self._entries.get(order_id) == entries:
+                return  # a count, a report: nothing the index sorts or counts by changed
+        else:
+            entries = []
+        for wc, status, old_due, op_no in self._entries.pop(order_id, ()):
+            self._remove(order_id, op_no, wc, status, old_due)
         self.finished.pop(order_id, None)
         if order is None:
             return
@@ -88,14 +96,10 @@ class WipIndex:
             if ended is not None:
                 self.finished[order_id] = ended
             return
-        if order.status not in OPEN_ORDERS:
+        if not entries:
             return
-        due = due_ts(order.due)
-        entries = []
-        for op in order.operations:
-            status = op.status.value
-            entries.append((op.work_center, status, due, op.op_no))
-            self._add(order_id, op.op_no, op.work_center, status, due)
+        for wc, status, due, op_no in entries:
+            self._add(order_id, op_no, wc, status, due)
         self._entries[order_id] = entries
 
     def _filters(self, wc: str, status: str) -> tuple[Filter, ...]:
