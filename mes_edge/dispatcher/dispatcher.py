@@ -103,6 +103,7 @@ class Dispatcher:
         #: Closed and cancelled orders leave memory this long after they ended (None: never).
         self._evict_after_s = evict_finished_after_s
         self._next_sweep = 0.0
+        self._evicted = False  # whether the database holds orders memory does not
         self._listeners: list[Listener] = []
         self._writer: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -118,6 +119,7 @@ class Dispatcher:
         """Load the committed state and start the writer (and the confirmation timer)."""
         loaded = await self.store.load(finished_before=self._eviction_cut())
         self.state = loaded.state
+        self._evicted = loaded.left_out > 0
         self.checkpoints = dict(loaded.checkpoints)
         self._seq, self._cursor, self._rejection = (
             loaded.last_seq, loaded.last_cursor, loaded.last_rejection)
@@ -343,6 +345,7 @@ class Dispatcher:
             log.debug("resync failed: %s", err)
             return
         self.state = loaded.state
+        self._evicted = self._evicted or loaded.left_out > 0
         self.checkpoints.clear()
         self.checkpoints.update(loaded.checkpoints)
         self._seq, self._cursor, self._rejection = (
@@ -392,6 +395,7 @@ class Dispatcher:
         gone = self.state.index.expired(cut)
         for order_id in gone:
             self.state.evict(order_id)
+        self._evicted = self._evicted or bool(gone)
         return len(gone)
 
     def _forget_old_ids(self) -> None:
@@ -403,8 +407,8 @@ class Dispatcher:
     async def _restore_orders(self, items: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
         """Read back orders that left memory when an event names one (a late reversal, the
         ERP sending a closed order again): the domain decides on the whole truth."""
-        if self._evict_after_s is None:
-            return
+        if not self._evicted:
+            return  # every order the database has is in memory: nothing to read back
         state = self.state
         missing = {ref for item, _ in items if isinstance(item, Event)
                    and (ref := item.order_ref) is not None and state.order(ref) is None}

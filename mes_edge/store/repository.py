@@ -50,6 +50,8 @@ class Loaded:
     last_cursor: int
     last_rejection: int
     checkpoints: dict[tuple[str, str], Checkpoint]
+    #: Finished orders left in the database only (load with `finished_before`).
+    left_out: int = 0
 
 
 class Store:
@@ -82,6 +84,7 @@ class Store:
         With `finished_before`, closed and cancelled orders that ended before it (and their
         confirmations) stay in the database only: memory holds what is active."""
         state = MemoryState()
+        left_out = 0
         async with self.engine.connect() as conn:
             query = select(work_orders.c.state)
             conf_query = select(confirmations).order_by(confirmations.c.cursor)
@@ -89,6 +92,8 @@ class Store:
                 gone = (work_orders.c.status.in_(_FINISHED)
                         & (work_orders.c.updated_at < finished_before))
                 query = query.where(~gone)
+                left_out = int(await conn.scalar(
+                    select(func.count()).select_from(work_orders).where(gone)) or 0)
                 conf_query = conf_query.where(confirmations.c.order_id.not_in(
                     select(work_orders.c.order_id).where(gone)))
             for row in await conn.execute(query):
@@ -112,7 +117,7 @@ class Store:
             marks = {r.name: int(r.value) for r in await conn.execute(select(high_water))}
         return Loaded(state, max(int(last_seq), marks.get("event_seq", 0)),
                       max(int(last_cursor), marks.get("confirmation_cursor", 0)),
-                      max(int(last_rej), marks.get("rejection_id", 0)), checkpoints)
+                      max(int(last_rej), marks.get("rejection_id", 0)), checkpoints, left_out)
 
     async def load_orders(self, order_ids: Sequence[str]) -> tuple[list[WorkOrder],
                                                                     list[Confirmation]]:

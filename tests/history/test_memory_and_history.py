@@ -65,6 +65,10 @@ async def test_finished_orders_leave_memory_and_come_back_when_named(db_url: str
         assert d.state.order("1001") is None and d.state.order("1002") is not None
         report = await verify(store, f.rules())
         assert report.equal, report.differences
+        # still read back when named after the restart
+        assert (await d.process(f.order("1001", qty=10))).status == Status.UNCHANGED
+        report = await verify(store, f.rules())
+        assert report.equal, report.differences
     finally:
         await d.stop()
         await store.close()
