@@ -259,6 +259,39 @@ _ALERTS: dict[str, dict[str, str]] = {
 for _lang, _extra in _ALERTS.items():
     STRINGS[_lang].update(_extra)
 
+#: Shift progress (issue 11): OEE figures, the state timeline, the Pareto, the reason tree.
+_PROGRESS: dict[str, dict[str, str]] = {
+    "en": {
+        "shift_title": "Shift", "shift_running": "running shift", "shift_last": "last shift",
+        "shift_none": "No shift running", "shift_today": "today (no shift calendar)",
+        "oee": "OEE", "availability": "Availability", "performance": "Performance",
+        "quality": "Quality", "perf_over": "over 100 %: check the ideal cycle time",
+        "downtime_min": "Downtime", "minutes": "min", "micro_stops": "Micro-stops",
+        "timeline": "State timeline", "pareto": "Top downtime reasons",
+        "pareto_none": "No downtime in this shift", "no_reason_given": "no reason given",
+        "other_reasons": "other reasons", "planned_break": "Break",
+        "state_blocked": "Blocked", "state_starved": "Starved", "state_planned": "Planned",
+        "micro_stop": "micro-stop", "stops_n": "{n} stops", "category": "Category",
+        "back": "Back", "figures_unavailable": "shift bounds not on 15 minutes",
+    },
+    "zh": {
+        "shift_title": "班次", "shift_running": "当前班次", "shift_last": "上一班次",
+        "shift_none": "当前无班次", "shift_today": "今天（无班次日历）",
+        "oee": "OEE", "availability": "可用率", "performance": "性能率",
+        "quality": "质量率", "perf_over": "超过 100 %：请检查理想节拍",
+        "downtime_min": "停机", "minutes": "分钟", "micro_stops": "短暂停机",
+        "timeline": "状态时间线", "pareto": "主要停机原因",
+        "pareto_none": "本班次无停机", "no_reason_given": "未填写原因",
+        "other_reasons": "其他原因", "planned_break": "休息",
+        "state_blocked": "堵料", "state_starved": "缺料", "state_planned": "计划停机",
+        "micro_stop": "短暂停机", "stops_n": "{n} 次停机", "category": "类别",
+        "back": "返回", "figures_unavailable": "班次边界不在 15 分钟整点",
+    },
+}
+for _lang, _extra in _PROGRESS.items():
+    for _key, _text in _extra.items():
+        STRINGS[_lang].setdefault(_key, _text)  # never override a string another part owns
+
 def pick_language(query: str | None, cookie: str | None, accept_language: str | None) -> str:
     """?lang= first, then the remembered choice, then the browser's Accept-Language."""
     for choice in (query, cookie):

@@ -115,12 +115,13 @@ async def work_center_view(store: Store, rules: ProgressRules, work_center: str,
             d = downtime_out(s, now)
             stops.append(d)
         else:
-            d = {"micro_stop": False, "reason": s.reason, "reason_text": None}
+            d = {"micro_stop": False, "reason": s.reason, "reason_text": None,
+                 "in_planned_time": True}
         timeline.append({
             "state": s.state.value, "start": max(s.start, lo), "end": min(s.end or hi, hi),
             "open": s.end is None, "downtime_id": s.downtime_id, "reason": d["reason"],
             "reason_text": d["reason_text"],
-            "micro_stop": d["micro_stop"]})
+            "micro_stop": d["micro_stop"], "in_planned_time": d["in_planned_time"]})
     counted = [d for d in stops if not d["micro_stop"] and d["in_planned_time"]]
     downtime_min = sum((min(d["end"] or hi, hi) - max(d["start"], lo)).total_seconds()
                        for d in counted) / 60

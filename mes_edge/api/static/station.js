@@ -11,7 +11,10 @@ let focusOp = null;  // the running operation, else the first paused one
 let scrapReason = null;
 let clockSkewMs = 0;  // server clock minus ours, to age open downtimes like the server does
 
-function reasonText(r) { return (r.text && (r.text[LANG] || r.text.en)) || r.code; }
+function reasonText(r) {
+  const zh = LANG === "zh" && r.text ? (r.text["zh-CN"] || r.text["zh-Hans"]) : null;
+  return (r.text && (r.text[LANG] || zh || r.text.en)) || r.code;
+}
 function reasonLabel(code) {
   const r = station && station.downtime_reasons.find((x) => x.code === code);
   return r ? reasonText(r) : code;
@@ -57,17 +60,54 @@ function stopSeconds(d) {
   const end = d.end ? Date.parse(d.end) : Date.now() + clockSkewMs;
   return (end - Date.parse(d.start)) / 1000;
 }
-function needsReason(d) { return !d.reason && stopSeconds(d) >= station.micro_stop_s; }
+// Stops wholly in a break or outside the shift cost nothing and need no reason (progress.js
+// tells which, from the shift calendar).
+let outsidePlan = new Set();
+document.addEventListener("shift-progress", (ev) => {
+  outsidePlan = new Set(ev.detail.timeline.filter((s) => s.downtime_id && !s.in_planned_time)
+                          .map((s) => s.downtime_id));
+  renderDowntime();
+});
+function needsReason(d) {
+  return !d.reason && stopSeconds(d) >= station.micro_stop_s && !outsidePlan.has(d.downtime_id);
+}
+
+// The reason tree (category -> reason) of the plant file, read once; until it is here (or when
+// the plant has no categories) the reasons are one flat row.
+let reasonTree = null;
+api("GET", "/api/v1/downtime-reasons").then((tree) => {
+  reasonTree = tree;
+  delete $("downtime").dataset.downtime;  // redraw an open prompt as the tree
+  renderDowntime();
+}, () => { /* the flat list meanwhile */ });
+
+// Category buttons first; a tap on one shows its reasons (and Back) in the same row.
+function reasonPicker(pick, reasonClass = "btn neutral") {
+  const leaf = (r) => el("button", { class: reasonClass, type: "button", "data-reason": r.code,
+                                     onclick: () => pick(r) }, reasonText(r));
+  if (!reasonTree || !reasonTree.categories.some((c) => c.reasons.length)) {
+    return station.downtime_reasons.map(leaf);
+  }
+  const top = () => [
+    ...reasonTree.categories.filter((c) => c.reasons.length).map((c) => el("button", {
+      class: "btn primary category", type: "button", "data-category": c.code,
+      onclick: (ev) => {
+        const row = ev.currentTarget.parentElement;
+        row.replaceChildren(el("button", { class: "btn ghost", type: "button", "data-back": "",
+                                           onclick: () => row.replaceChildren(...top()) },
+                               "‹ " + reasonText(c)), ...c.reasons.map(leaf));
+      },
+    }, reasonText(c) + " ›")),
+    ...reasonTree.uncategorised.map(leaf)];
+  return top();
+}
 
 function reasonButtons(downtime, after) {
-  return station.downtime_reasons.map((r) => el("button", {
-    class: "btn neutral", type: "button", "data-reason": r.code,
-    onclick: async () => {
-      const ok = await send("/downtime-reason", { reason: r.code, downtime_id: downtime.downtime_id },
-                            T["action_downtime-reason"] + " " + reasonText(r));
-      if (after) after(ok);
-    },
-  }, reasonText(r)));
+  return reasonPicker(async (r) => {
+    const ok = await send("/downtime-reason", { reason: r.code, downtime_id: downtime.downtime_id },
+                          T["action_downtime-reason"] + " " + reasonText(r));
+    if (after) after(ok);
+  });
 }
 
 function renderDowntime() {
@@ -279,13 +319,10 @@ $("btn-pause").addEventListener("click", () => {
   // As a terminal does: a pause asks why (an operator-counted station has no PLC to tell).
   $("pause-op").textContent = ref.order_id ? ref.order_id + " / " + ref.op_no : "";
   $("pause-plain").hidden = CFG.counting === "operator";
-  $("pause-reasons").replaceChildren(...station.downtime_reasons.map((r) => el("button", {
-    class: "btn neutral", type: "button", "data-reason": r.code,
-    onclick: () => {
-      $("pause-dialog").close();
-      send("/pause", { ...ref, reason: r.code }, label("pause", ref) + " · " + reasonText(r));
-    },
-  }, reasonText(r))));
+  $("pause-reasons").replaceChildren(...reasonPicker((r) => {
+    $("pause-dialog").close();
+    send("/pause", { ...ref, reason: r.code }, label("pause", ref) + " · " + reasonText(r));
+  }));
   $("pause-dialog").showModal();
 });
 $("pause-plain").addEventListener("click", () => {
