@@ -23,8 +23,8 @@ from mes_edge.api import (
     orders,
     pages,
     production,
-    sse,
     progress,
+    sse,
 )
 from mes_edge.api.limits import BodyLimit
 from mes_edge.api.metrics import build_registry
@@ -123,11 +123,11 @@ def create_api(service: EdgeService) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(confirmations.router)
     app.include_router(production.router)
+    app.include_router(progress.router)
     app.include_router(operator.router)
     app.include_router(board.router)
     app.include_router(alerts.router)
     app.include_router(sse.router)
-    app.include_router(progress.router)
     app.include_router(pages.router)
     app.include_router(admin.router)
     describe_openapi(app)

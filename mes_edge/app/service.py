@@ -218,11 +218,11 @@ class EdgeService:
             store, self.rules, tick_seconds=min(5.0, every / 2) if every else None,
             dedup_window_s=s.history.dedup_window_s,
             evict_finished_after_s=s.history.evict_closed_after_s,
+            progress=self.progress,
         )
         await self.dispatcher.start()
         await self.refresh_operators()  # before any badge scan is read
         if s.mqtt is not None:
-            progress=self.progress,
             self.mqtt_out = MqttPublisher(s.mqtt)
             await self.mqtt_out.start()
             self._undo.append(

@@ -269,37 +269,6 @@ audit_log = Table(
     Index("ix_audit_log_ts", "ts"),
 )
 
-#: The machine-state timeline (issue 11): one row per stretch of one state of a work center,
-#: non-overlapping, keyed by its start; `end` NULL while open. Stops carry their downtime's id,
-#: reason and who gave it. Written by the dispatcher with the events that make it.
-state_intervals = Table(
-    "state_intervals", metadata,
-    Column("work_center", Code, primary_key=True),
-    Column("start", UtcDateTime, primary_key=True),
-    Column("end", UtcDateTime),
-    Column("state", Code, nullable=False),
-    Column("source", Code, nullable=False),  # machine | operation
-    Column("downtime_id", Id),
-    Column("reason", String(200)),
-    Column("reason_by", String(200)),
-    Column("updated_seq", BigInteger, nullable=False),
-    Index("ix_state_intervals_downtime_id", "downtime_id"),
-    Index("ix_state_intervals_end", "end"),
-)
-
-#: OEE rollups (issue 11): times (microseconds, inside planned time unless said) and counts per
-#: work center per 15 minutes (UTC-aligned), added to by the dispatcher in the event's
-#: transaction, so a 30-day OEE query reads these instead of raw events.
-oee_buckets = Table(
-    "oee_buckets", metadata,
-    Column("work_center", Code, primary_key=True),
-    Column("bucket_start", UtcDateTime, primary_key=True),
-    *(Column(name, BigInteger, nullable=False) for name in (
-        "running_us", "outside_run_us", "micro_us", "setup_us", "stops_us", "planned_stops_us",
-        "unknown_us", "good", "scrap", "units_without_ideal", "ideal_us", "scrap_ideal_us")),
-    Index("ix_oee_buckets_bucket_start", "bucket_start"),
-)
-
 #: Alerts (issue 11): one row per raise; active while cleared_at is NULL. The dedupe key names
 #: the condition (kind + subject), so a condition still true is never raised twice.
 alerts = Table(
@@ -335,6 +304,37 @@ alert_webhooks = Table(
     Column("last_error", Text),
     Column("delivered_at", UtcDateTime),
     Index("ix_alert_webhooks_destination", "destination", "delivered_at"),
+)
+
+#: The machine-state timeline (issue 11): one row per stretch of one state of a work center,
+#: non-overlapping, keyed by its start; `end` NULL while open. Stops carry their downtime's id,
+#: reason and who gave it. Written by the dispatcher with the events that make it.
+state_intervals = Table(
+    "state_intervals", metadata,
+    Column("work_center", Code, primary_key=True),
+    Column("start", UtcDateTime, primary_key=True),
+    Column("end", UtcDateTime),
+    Column("state", Code, nullable=False),
+    Column("source", Code, nullable=False),  # machine | operation
+    Column("downtime_id", Id),
+    Column("reason", String(200)),
+    Column("reason_by", String(200)),
+    Column("updated_seq", BigInteger, nullable=False),
+    Index("ix_state_intervals_downtime_id", "downtime_id"),
+    Index("ix_state_intervals_end", "end"),
+)
+
+#: OEE rollups (issue 11): times (microseconds, inside planned time unless said) and counts per
+#: work center per 15 minutes (UTC-aligned), added to by the dispatcher in the event's
+#: transaction, so a 30-day OEE query reads these instead of raw events.
+oee_buckets = Table(
+    "oee_buckets", metadata,
+    Column("work_center", Code, primary_key=True),
+    Column("bucket_start", UtcDateTime, primary_key=True),
+    *(Column(name, BigInteger, nullable=False) for name in (
+        "running_us", "outside_run_us", "micro_us", "setup_us", "stops_us", "planned_stops_us",
+        "unknown_us", "good", "scrap", "units_without_ideal", "ideal_us", "scrap_ideal_us")),
+    Index("ix_oee_buckets_bucket_start", "bucket_start"),
 )
 
 #: WIP snapshots (issue 14): the whole state right after event `seq`, built by replaying the log
