@@ -11,7 +11,6 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from operator import attrgetter
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -32,26 +31,28 @@ def evolve(obj: _T, changes: dict[str, object]) -> _T:
 
 
 def _make_copier(cls: type) -> Callable[[Any, dict[str, object]], Any]:
+    """The copier of one class, generated as straight-line code (the one place in the project
+    that generates code): copying a ~20-field operation this way takes about 60 % of the time a
+    loop over the fields does (measured: 2.8 us against 4.6 us per copy), and three copies sit
+    on the path of every machine count (benchmarks/README.md)."""
     names = tuple(f.name for f in fields(cls))
+    if not all(n.isidentifier() for n in names):  # dataclass field names always are
+        raise TypeError(f"{cls.__name__}: unexpected field names {names}")
     allowed = frozenset(names)
-    # Every field at once, in C (attrgetter of one name gives the value, not a 1-tuple).
-    get = attrgetter(*names)
-    values: Callable[[Any], tuple[Any, ...]] = get if len(names) > 1 else lambda o: (get(o),)
-    new_, set_ = object.__new__, object.__setattr__
-
-    def copy(obj: Any, changes: dict[str, object]) -> Any:
-        if not changes.keys() <= allowed:
-            raise TypeError(f"{cls.__name__} has no field {sorted(changes.keys() - allowed)}")
-        new: Any = new_(cls)
-        # Copy every field, then overwrite the few that change: cheaper than asking the
-        # changes for each of ~20 fields.
-        for name, value in zip(names, values(obj), strict=True):
-            set_(new, name, value)
-        for name, value in changes.items():
-            set_(new, name, value)
-        return new
-
-    return copy
+    body = ["def copy(obj, changes):",
+            "    if not changes.keys() <= allowed:",
+            "        unknown = sorted(changes.keys() - allowed)",
+            "        raise TypeError(f'{cls.__name__} has no field {unknown}')",
+            "    new = new_(cls)"]
+    # Copy every field, then overwrite the few that change: cheaper than asking the changes
+    # for each of ~20 fields.
+    body.extend(f"    set_(new, {n!r}, obj.{n})" for n in names)
+    body.extend(["    for k, v in changes.items():", "        set_(new, k, v)", "    return new"])
+    scope: dict[str, Any] = {"cls": cls, "allowed": allowed, "new_": object.__new__,
+                             "set_": object.__setattr__}
+    exec("\n".join(body), scope)  # source built above from field names only
+    copier: Callable[[Any, dict[str, object]], Any] = scope["copy"]
+    return copier
 
 
 class OrderStatus(enum.StrEnum):
