@@ -67,8 +67,9 @@ def test_admin_commands_print_what_they_say_and_nothing_else(tmp_path: Path) -> 
     listed = cli("token", "list", "--config", str(plant))
     assert listed.returncode == 0 and listed.stderr == ""
     header, *rows = listed.stdout.splitlines()
-    assert header.split() == ["TOKEN", "ID", "ROLE", "STATE", "WORK", "CENTERS", "NAME"]
-    assert len(rows) == 1 and rows[0].split()[1:] == ["erp", "active", "-", "ERP-1"]
+    assert header.split() == ["TOKEN", "ID", "ROLE", "STATE", "EXPIRES", "LAST", "USED", "WORK",
+                              "CENTERS", "NAME"]
+    assert len(rows) == 1 and rows[0].split()[1:] == ["erp", "active", "-", "-", "-", "ERP-1"]
     # The columns line up under the header.
     assert rows[0].index("erp") == header.index("ROLE")
     added = cli("operator", "add", "--config", str(plant), "--badge", "B-1", "--name", "Li",

@@ -60,6 +60,8 @@ TAGS = [
     {"name": "station tablets (operators)", "description": "What a work-center terminal does."},
     {"name": "supervisor board", "description": "WIP, late and stalled work, rejections."},
     {"name": "alerts", "description": "Raised, cleared and acknowledged alerts."},
+    {"name": "progress (OEE, downtimes)",
+     "description": "OEE per shift, day or hour; downtimes and their reasons."},
     {"name": "production (supervisor)",
      "description": "Unassigned production of a work center: assign it or write it off."},
     {"name": "live updates (SSE)", "description": "Server-sent events for tablets and board."},

@@ -143,8 +143,10 @@ async def test_event_log_records_who(running: Running) -> None:
         await c.post(f"{ASSY}/report", json={"good": 2})
         r = await c.post(f"{ASSY}/logout")
         assert r.json()["station"]["operator"] is None
-        r = await c.post(f"{ASSY}/scan", json={"code": "OP:B-17"})  # badge scan logs in
-        assert r.json()["outcome"] == "logged_in"
+        # B-17 has a PIN: a badge scan alone does not sign in (the tablet asks for the PIN)
+        r = await c.post(f"{ASSY}/scan", json={"code": "OP:B-17"})
+        assert r.status_code == 401 and r.json()["detail"]["code"] == "pin_required"
+        r = await c.post(f"{ASSY}/login", json={"badge": "B-17", "pin": "4711"})
         assert r.json()["station"]["operator"]["name"] == "Li Wei"
         await c.post(f"{ASSY}/pause")
     rows = await event_rows(running)

@@ -18,6 +18,11 @@ from mes_edge.domain import (
     QuantityReported,
 )
 from mes_edge.rules import ParsedScan, ScanParser, StationOperators, scan_event, terminal_event
+from mes_edge.rules.terminal import OperatorCard
+
+#: B-17 is a known, active operator without a PIN, allowed everywhere: an `OP:` scan signs in
+#: only such a badge (tests/rules/test_operator_identity.py covers the refusals).
+B17 = OperatorCard("B-17", False, frozenset())
 
 TS = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
 SRC = "mqtt:mes/test/PRESS-01/scan"
@@ -64,6 +69,7 @@ def test_parser_first_configured_match_wins_and_must_match_whole_code() -> None:
 
 def test_order_operation_scan_starts_it_by_whoever_is_logged_in(parser: ScanParser) -> None:
     ops = StationOperators()
+    ops.set_roster([B17])
     assert scan_event(scan("OP:B-17", "s0"), SRC, parser, ops) is None  # badge: nothing durable
     assert ops.of("PRESS-01") == "B-17"
     cmd = scan_event(scan("WO:1001/0010"), SRC, parser, ops)
@@ -80,7 +86,9 @@ def test_order_operation_scan_starts_it_by_whoever_is_logged_in(parser: ScanPars
 
 def test_badge_login_is_per_work_center(parser: ScanParser) -> None:
     ops = StationOperators()
+    ops.set_roster([B17])
     scan_event(scan("OP:B-17"), SRC, parser, ops)
+    assert ops.of("PRESS-01") == "B-17"
     assert ops.of("CNC-02") is None
     ops.logout("PRESS-01")
     assert ops.of("PRESS-01") is None
@@ -113,9 +121,9 @@ def test_serial_and_lot_scans_say_not_supported(parser: ScanParser, code: str) -
     ],
 )
 def test_terminal_commands(type: str, action: OperationAction) -> None:
-    ev = terminal_event(
-        term(type, order="1001", operation="0030", operator="op-7"), "t", StationOperators()
-    )
+    ops = StationOperators()
+    ops.login("ASSY-03", "op-7")  # the operator a terminal names must be signed in there
+    ev = terminal_event(term(type, order="1001", operation="0030", operator="op-7"), "t", ops)
     assert isinstance(ev, OperationCommand)
     assert (ev.action, ev.order_id, ev.op_no, ev.work_center, ev.actor) == (
         action,

@@ -11,6 +11,7 @@ import pytest
 
 from mes_edge.app.service import EdgeService
 from mes_edge.domain import OperationStatus
+from mes_edge.store.tokens import upsert_operator
 from simulators.scanner import ScannerSim
 from tests.servers import MosquittoBroker
 from tests.service.plant import (
@@ -51,6 +52,10 @@ async def test_scans_and_terminal_events_drive_an_operation(
     assert service.dispatcher is not None
     d = service.dispatcher
     await release_order(d, "3001", ASSY, qty=20, start=False)
+    assert service.store is not None
+    # An `OP:` scan signs in only a known, active operator without a PIN.
+    await upsert_operator(service.store, "B-17", "Li Wei", None, [])
+    await service.refresh_operators()
     async with ScannerSim(mosquitto.url, SITE, ASSY) as term:
         await term.scan("OP:B-17")  # the badge logs the operator in
         start_id = await term.scan("WO:3001/0010")  # the traveller's barcode starts the op
@@ -66,6 +71,8 @@ async def test_scans_and_terminal_events_drive_an_operation(
     assert (op.done.good, op.done.scrap) == (8, {"dent": 2})
     actors = dict(sqlite_query(sqlite_url, "SELECT event_id, actor FROM events"))
     assert actors[f"scan:{ASSY}:{start_id}"] == "B-17"
+    # op-9 is not signed in at the station: the claim is kept, marked unverified
+    assert "unverified:op-9" in actors.values()
     types = [t for (t,) in sqlite_query(sqlite_url, "SELECT type FROM events ORDER BY seq")]
     assert types.count("quantity_reported") == 2 and "operation_command" in types
 

@@ -113,7 +113,7 @@ async def test_station_and_board_in_a_browser(line: tuple[EdgeService, ModbusPlc
                                 ["PRESS-01", "ASSY-03"])
     supervisor = await create_token(service.store, Role.SUPERVISOR, "sue")
     erp = await create_token(service.store, Role.ERP, "erp")
-    await upsert_operator(service.store, "B-17", "Li Wei", "4711", [])
+    await upsert_operator(service.store, "B-17", "Li Wei", None, [])  # a badge alone (no PIN)
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {erp}"}) as c:
         assert (await c.put("/api/v1/work-orders/WO-100", json=ORDER)).status_code == 201
 
