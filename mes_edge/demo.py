@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,36 @@ def plant_document(plan: DemoPlan, mqtt_url: str, base: Path) -> dict[str, Any]:
             dev["port"] = plan.modbus_port
         else:
             dev["endpoint"] = f"opc.tcp://127.0.0.1:{plan.opcua_port}/"
+    break_soon(doc, datetime.now().astimezone())
     return doc
+
+
+#: The demo's own break: this long after start (rounded up to the minute), lasting this long.
+BREAK_IN = timedelta(minutes=1)
+BREAK_FOR = timedelta(minutes=2)
+
+
+def break_soon(doc: dict[str, Any], now: datetime) -> None:
+    """Give the shift of every calendar running at `now` (local wall time of the host, the
+    plant's zone when site_timezone is not set) a break starting in a minute or two, in place of
+    breaks it would overlap, so a newcomer sees a planned stop on the board at once."""
+    start = (now + BREAK_IN).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    end = start + BREAK_FOR
+    hhmm = lambda t: t.strftime("%H:%M")  # noqa: E731
+    minute = lambda text: int(text.split(":")[0]) * 60 + int(text.split(":")[1])  # noqa: E731
+    b0, b1 = minute(hhmm(start)), minute(hhmm(end))
+    if b1 <= b0:
+        return  # across midnight: no demo break this time
+    for cal in (doc.get("calendars") or {}).values():
+        for shift in cal.get("shifts", {}).values():
+            s0, s1 = minute(str(shift["start"])), minute(str(shift["end"]))
+            inside = s0 <= b0 and b1 <= s1 if s0 < s1 else (b0 >= s0 or b1 <= s1)
+            if not inside:
+                continue
+            shift["breaks"] = [
+                b for b in shift.get("breaks", [])
+                if minute(str(b["end"])) <= b0 or minute(str(b["start"])) >= b1] + [
+                {"start": hhmm(start), "end": hhmm(end), "name": "demo break"}]
 
 
 async def _start_broker(port: int) -> Any:
@@ -228,7 +258,7 @@ def _progress(line: Any, erp: Any) -> str:
 async def demo(args: argparse.Namespace) -> int:
     """The whole demo; returns the exit code."""
     from simulators.erp import ErpSim
-    from simulators.factory import Api, Line, ModbusMachine, OpcUaMachine, Station
+    from simulators.factory import Api, Breakdown, Line, ModbusMachine, OpcUaMachine, Station
     from simulators.machine import Machine, MachineState
     from simulators.modbus_plc import ModbusPlc
     from simulators.opcua_plc import OpcUaPlc
@@ -306,7 +336,10 @@ async def demo(args: argparse.Namespace) -> int:
             Station("CNC-02", by_wc["CNC-02"], OpcUaMachine(opcua)),
             Station("ASSY-03", by_wc["ASSY-03"]),
         ]
-        line = Line(api, stations, seed=plan.seed, speed=plan.speed)
+        # In its first minute the press breaks down for 15 s (the operator gives the reason
+        # after 5 s) besides its random micro-stops and scrap: the board shows it all.
+        line = Line(api, stations, seed=plan.seed, speed=plan.speed, breakdown=Breakdown(
+            "PRESS-01", after=30 * plan.speed, lasting=15 * plan.speed, reason="jam"))
         await line.start()
 
         started = time.monotonic()

@@ -21,6 +21,7 @@ by `speed`, so a test can run ten minutes of factory time in a fraction of that.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -195,6 +196,17 @@ def _steps_of(s: Station, order: dict[str, Any]) -> list[Step]:
     return out
 
 
+@dataclass(frozen=True)
+class Breakdown:
+    """A machine that breaks down once, `after` factory seconds into the run, for `lasting`
+    factory seconds; its operator gives `reason` on the terminal while it is down."""
+
+    work_center: str
+    after: float
+    lasting: float
+    reason: str
+
+
 class Line:
     """The people of the virtual line: one worker task per station."""
 
@@ -208,6 +220,7 @@ class Line:
         lot: int = 5,
         scrap_rate: float = 0.05,
         patience: float = 30.0,
+        breakdown: Breakdown | None = None,
     ) -> None:
         self.api = api
         self.stations = stations
@@ -217,12 +230,15 @@ class Line:
         #: Factory seconds an operator waits at a running operation for more input, then pauses.
         self.patience = patience
         self._rng = random.Random(seed)
+        self.breakdown = breakdown
+        self._started = time.monotonic()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._msg = 0
 
     async def start(self) -> None:
         """Idle every machine, remember its counters, start the workers."""
+        self._started = time.monotonic()
         for s in self.stations:
             if s.machine is not None:
                 await s.machine.run(False)
@@ -332,6 +348,8 @@ class Line:
                 made = good - start_good + (scrap - start_scrap if count_scrap else 0)
                 if made >= todo:
                     break
+                if self._breakdown_due(s):
+                    await self._break_down(s)
                 await asyncio.sleep(0.01)
         finally:
             await s.machine.run(False)
@@ -357,6 +375,32 @@ class Line:
             mine.scrap += scrap
             made += n
 
+    def _breakdown_due(self, s: Station) -> bool:
+        b = self.breakdown
+        return (b is not None and b.work_center == s.work_center
+                and time.monotonic() - self._started >= b.after / self.speed
+                and callable(getattr(s.machine, "down", None)))
+
+    async def _break_down(self, s: Station) -> None:
+        """The machine stops with a fault; a third of the way into it the operator tells the
+        terminal why; then it is repaired and runs on (counts are the machine's, untouched)."""
+        b = self.breakdown
+        assert b is not None and s.machine is not None
+        self.breakdown = None  # once
+        log.info("%s breaks down for %.0f s (%s)", s.work_center, b.lasting / self.speed, b.reason)
+        await s.machine.down()  # type: ignore[attr-defined]
+        try:
+            await self._sleep_unless_stopping(b.lasting / 3)
+            await s.terminal.event("downtime_reason", reason=b.reason, operator="demo-operator",
+                                   msg_id=f"{s.work_center}-reason-{time.time_ns()}")
+            await self._sleep_unless_stopping(b.lasting * 2 / 3)
+        finally:
+            await s.machine.run(True)
+
+    async def _sleep_unless_stopping(self, factory_seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), factory_seconds / self.speed)
+
     async def _status_is(self, order_id: str, op_no: str, status: str) -> bool:
         op = await self.api.operation(order_id, op_no)
         return op is not None and op["status"] == status
@@ -370,6 +414,10 @@ class ModbusMachine:
 
     async def run(self, on: bool) -> None:
         await self.plc.apply_step({"do": "run" if on else "idle"})
+
+    async def down(self) -> None:
+        """A fault: the PLC shows DOWN until the machine is run again."""
+        await self.plc.apply_step({"do": "down"})
 
     async def counts(self) -> tuple[int, int]:
         return int(self.plc.machine.good), int(self.plc.machine.scrap)
