@@ -10,13 +10,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Request, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from mes_edge.api.deps import ErpOrSupervisorDep, Principal, ServiceDep, SupervisorDep
 from mes_edge.api.submit import submit
 from mes_edge.domain import Quantities, WorkCenterState
 from mes_edge.domain.events import UnassignedAction, UnassignedResolved
+from mes_edge.store import writeoffs
 
 router = APIRouter(prefix="/api/v1/production", tags=["production (supervisor)"])
 
@@ -76,6 +77,25 @@ class WriteOffIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+class WriteOffOut(QuantitiesOut):
+    """Unassigned production a supervisor wrote off (an event of the log, never edited)."""
+
+    seq: int = Field(description="position in the event log: page with ?after=")
+    event_id: str
+    work_center: str | None
+    reason: str | None
+    actor: str | None
+    written_off_at: datetime
+
+
+class WriteOffPage(BaseModel):
+    """A page of the write-off feed, oldest first."""
+
+    write_offs: list[WriteOffOut]
+    next_after: int = Field(description="pass as ?after= for the next page")
+    has_more: bool
+
+
 class ResolvedOut(BaseModel):
     """The committed outcome and the work center's unassigned production after it."""
 
@@ -116,6 +136,20 @@ async def list_unassigned(service: ServiceDep, _: ErpOrSupervisorDep) -> Unassig
     assert service.dispatcher is not None
     return UnassignedList(work_centers=[
         unassigned_out(_state_of(service, wc)) for wc in service.dispatcher.rules.work_centers])
+
+
+@router.get("/write-offs", response_model=WriteOffPage, operation_id="listWriteOffs")
+async def list_write_offs(
+    service: ServiceDep, _: ErpOrSupervisorDep,
+    after: Annotated[int, Query(ge=0, description="the last seq you have read")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> WriteOffPage:
+    """Written-off unassigned production, in commit order, for an ERP that books it (scrap,
+    inventory difference): pull with `after=<next_after>` like the confirmation feed."""
+    assert service.store is not None
+    rows, last = await writeoffs.write_offs(service.store, after, limit)
+    return WriteOffPage(write_offs=[WriteOffOut(**r) for r in rows], next_after=last,
+                        has_more=len(rows) == limit)
 
 
 def _envelope(request: Request, p: Principal, work_center: str) -> dict[str, str | None]:
