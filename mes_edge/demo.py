@@ -111,6 +111,12 @@ def plant_document(plan: DemoPlan, mqtt_url: str, base: Path) -> dict[str, Any]:
             dev["port"] = plan.modbus_port
         else:
             dev["endpoint"] = f"opc.tcp://127.0.0.1:{plan.opcua_port}/"
+    # The machines run `speed` times faster: so does their ideal cycle, or Performance would
+    # read `speed` x 100 %.
+    if plan.speed != 1.0:
+        for wc in doc.get("work_centers", []):
+            if wc.get("ideal_cycle_s"):
+                wc["ideal_cycle_s"] = wc["ideal_cycle_s"] / plan.speed
     break_soon(doc, datetime.now().astimezone())
     return doc
 

@@ -24,10 +24,13 @@ Classification of planned busy time, by the state (or by the downtime reason's l
 - `setup` state or `setup` loss: setup time, whatever its length;
 - `idle`, `down`, `blocked`, `starved`: a micro-stop when flagged so, or, unflagged, when the whole
   stop is shorter than `micro_stop_s`; otherwise a (long) unplanned stop;
-- `unknown` state, or no state at all: unrecorded time (an availability loss, shown apart).
+- `unknown` state, or no state at all: unrecorded time. It is NOT counted against availability
+  (no data is no evidence of a loss: a service started mid-shift, a gap in the PLC link); it is
+  reported apart (`unrecorded`, flag `unrecorded_time`) so nobody mistakes it for uptime.
 
 Figures (each None when its denominator is 0, never 0 or 100 by default):
-- Availability = run time / planned busy time; Performance = sum(ideal cycle x (good + scrap)) /
+- Availability = run time / recorded planned busy time (planned busy time minus unrecorded
+  time); Performance = sum(ideal cycle x (good + scrap)) /
   run time; Quality = good / (good + scrap); OEE = A x P x Q.
 - Mode `iso` (ISO 22400-2): setup and micro-stops are availability losses, run time = running.
   Mode `tpm`: micro-stops are performance losses, run time = running + micro-stops. OEE is the
@@ -189,8 +192,9 @@ class OeeTotals:
         return self.running + (self.micro_stops if self.mode == "tpm" else _ZERO)
 
     def availability_exact(self) -> Fraction | None:
-        """run time / planned busy time, exactly; None without planned busy time."""
-        return _ratio(_seconds(self.run_time), _seconds(self.planned_busy))
+        """run time / recorded planned busy time, exactly; None without any (a span with no
+        recorded state shows no availability rather than 0 %)."""
+        return _ratio(_seconds(self.run_time), _seconds(self.planned_busy - self.unrecorded))
 
     def performance_exact(self) -> Fraction | None:
         """ideal time / run time, exactly; None without run time or with an ideal missing."""

@@ -127,7 +127,11 @@ async def test_running_shift_figures_timeline_and_pareto(
     planned = (now - s.start - timedelta(minutes=10)).total_seconds() / 60
     assert abs(f["planned_busy_min"] - planned) < 0.01
     assert abs(f["run_time_min"] - (planned - 11 - 1 / 3)) < 0.01
-    assert abs(f["availability"] - 100 * f["run_time_min"] / f["planned_busy_min"]) < 0.02
+    # The minute before the first state is unrecorded: no evidence of a loss, so availability
+    # is measured over the recorded planned time (and the gap is flagged).
+    assert abs(f["losses_min"]["unrecorded"] - 1) < 0.01 and "unrecorded_time" in f["flags"]
+    recorded = f["planned_busy_min"] - f["losses_min"]["unrecorded"]
+    assert abs(f["availability"] - 100 * f["run_time_min"] / recorded) < 0.02
     assert (f["good"], f["scrap"], f["quality"]) == (1500, 30, 98.04)
     assert f["performance"] is not None and f["oee"] is not None
     assert wc["downtime_min"] == 10 and wc["micro_stops"] == 1 and wc["reason_missing"] == 0
