@@ -37,10 +37,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from mes_edge.app.progress import progress_rules
 from mes_edge.config import Settings
 from mes_edge.config.settings import AlertThresholds
 from mes_edge.dispatcher import CommittedBatch, Dispatcher
 from mes_edge.domain import MachineState, MemoryState, OperationStatus, OrderStatus
+from mes_edge.domain.calendar import planned_intervals
 from mes_edge.domain.events import QuantityReported
 from mes_edge.erp.webhooks import WebhookWorker
 from mes_edge.store import Store, feed
@@ -134,12 +136,21 @@ def _minutes(seconds: float) -> str:
 class AlertRules:
     """The pure part: which conditions hold for a state, at a moment."""
 
+    def _in_planned_time(self, work_center: str, start: datetime, end: datetime) -> bool:
+        """Whether [start, end) overlaps the work center's planned time (no calendar: always)."""
+        plan = self.progress.work_centers.get(work_center)
+        if plan is None or plan.calendar is None or end <= start:
+            return True
+        return bool(planned_intervals(plan.calendar, self.progress.timezone, start, end))
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         base = settings.alerts.thresholds
         self.thresholds = {wc.id: base.merged(wc.alerts) for wc in settings.work_centers}
         self.ideal_cycle = {wc.id: wc.ideal_cycle_s for wc in settings.work_centers}
         self.micro_stop = {wc.id: wc.micro_stop_s for wc in settings.work_centers}
+        #: Calendars: a stop wholly outside planned time (a break, no shift) needs no reason.
+        self.progress = progress_rules(settings)
         self.plant = base
         #: device name -> the work centers whose rules read it
         self.device_work_centers: dict[str, list[str]] = {}
@@ -242,6 +253,8 @@ class AlertRules:
             length = ((dt.end or now) - dt.start).total_seconds()
             if length < self.micro_stop[wc_id] or (now - dt.start).total_seconds() < (
                     missing_after):
+                continue
+            if not self._in_planned_time(wc_id, dt.start, dt.end or now):
                 continue
             out.append(Condition(
                 f"reason_missing:{dt.downtime_id}", AlertKind.REASON_MISSING, "warning", wc_id,

@@ -264,3 +264,34 @@ async def test_order_late_by_projection_and_operation_stalled(sqlite_url: str) -
                 if a["kind"] == "order_late"] == [("order_late", "error")]
     finally:
         await service.stop()
+
+
+def test_a_stop_wholly_in_a_break_or_shorter_than_a_micro_stop_asks_no_reason() -> None:
+    """reason_missing follows the same rule as the downtimes API: only stops longer than
+    micro_stop_s that overlap planned time need a reason."""
+    from mes_edge.app.alerts import AlertKind, AlertRules, ScrapWindows
+    from mes_edge.domain import Downtime, MemoryState, WorkCenterState
+
+    doc = plant("sqlite:///unused.db", site_timezone="UTC", calendars={"day": {
+        "shifts": {"day": {"start": "06:00", "end": "14:00",
+                           "breaks": [{"start": "09:00", "end": "09:30"}]}},
+        "week": {d: ["day"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}})
+    doc["work_centers"][0].update(calendar="day", micro_stop_s=60)
+    doc["alerts"] = {"thresholds": {"reason_missing_minutes": 1}}
+    rules = AlertRules(parse_settings(doc))
+    day = datetime(2026, 3, 10, tzinfo=T0.tzinfo)
+
+    def stop(start: datetime, end: datetime, sid: str) -> Downtime:
+        return Downtime(downtime_id=sid, work_center="PRESS-01", state=MachineState.DOWN,
+                        start=start, end=end)
+
+    stops = (stop(day.replace(hour=9, minute=5), day.replace(hour=9, minute=25), "in-break"),
+             stop(day.replace(hour=10), day.replace(hour=10, second=30), "micro"),
+             stop(day.replace(hour=11), day.replace(hour=11, minute=10), "real"))
+    state = MemoryState()
+    state.wc_map["PRESS-01"] = WorkCenterState(work_center="PRESS-01",
+                                               machine_state=MachineState.RUNNING,
+                                               recent_downtimes=stops)
+    found = [c for c in rules.conditions(state, day.replace(hour=12), ScrapWindows(), {}, {})
+             if c.kind == AlertKind.REASON_MISSING]
+    assert [c.subject for c in found] == ["real"]
