@@ -264,12 +264,13 @@ async def backend(name: str, db_url: str, work: Path, quick: bool) -> dict[str, 
         out["rss_mb_with_20000_open"] = round(svc.rss_mb(), 1)
     finally:
         await svc.stop()
+    print(f"{name}: {json.dumps(out)}", file=sys.stderr, flush=True)  # survives a later failure
 
     # Churn on a fresh database: memory should follow what is active, not what ever was.
     churn_total = 10_000 if quick else 100_000
     churn_url = db_url + "_churn" if name == "postgresql" else db_url.replace(".db", "-churn.db")
     if name == "postgresql":
-        churn_url = _pg_database(churn_url)
+        churn_url = await asyncio.to_thread(_pg_database, churn_url)  # it runs its own loop
     config.write_text(yaml.safe_dump(plant(churn_url, port, CHURN_WORK_CENTERS, CHURN_EVICT_S)))
     _cli(config, "db", "upgrade")
     erp = _cli(config, "token", "create", "--role", "erp", "--name", "bench-erp")
