@@ -59,7 +59,7 @@ class TokenCreated(BaseModel):
     token: str
 
 
-class OperatorOut(BaseModel):
+class OperatorRecordOut(BaseModel):
     """An operator (never the PIN hash)."""
 
     badge: str
@@ -142,16 +142,16 @@ async def revoke_api_token(token_id: str, request: Request, caller: AdminDep) ->
 
 # -- operators -------------------------------------------------------------------------------
 
-@router.get("/admin/operators", response_model=list[OperatorOut])
-async def list_station_operators(request: Request, caller: AdminDep) -> list[OperatorOut]:
+@router.get("/admin/operators", response_model=list[OperatorRecordOut])
+async def list_station_operators(request: Request, caller: AdminDep) -> list[OperatorRecordOut]:
     """Every operator, active or disabled."""
     rows = await list_operators(request.app.state.service.store)
-    return [OperatorOut.model_validate(r) for r in rows]
+    return [OperatorRecordOut.model_validate(r) for r in rows]
 
 
-@router.put("/admin/operators/{badge}", response_model=OperatorOut)
+@router.put("/admin/operators/{badge}", response_model=OperatorRecordOut)
 async def put_operator(badge: Badge, body: OperatorIn, request: Request,
-                       caller: AdminDep) -> OperatorOut:
+                       caller: AdminDep) -> OperatorRecordOut:
     """Create or change an operator (active afterwards)."""
     _known_work_centers(request, body.work_centers)
     service = request.app.state.service
@@ -162,8 +162,8 @@ async def put_operator(badge: Badge, body: OperatorIn, request: Request,
     return await _operator(request, badge)
 
 
-@router.post("/admin/operators/{badge}/disable", response_model=OperatorOut)
-async def disable_operator(badge: str, request: Request, caller: AdminDep) -> OperatorOut:
+@router.post("/admin/operators/{badge}/disable", response_model=OperatorRecordOut)
+async def disable_operator(badge: str, request: Request, caller: AdminDep) -> OperatorRecordOut:
     """Disable an operator: signed out everywhere, no more sign-in (badge, PIN or scan)."""
     service = request.app.state.service
     if not await set_operator_active(service.store, badge, False):
@@ -177,9 +177,9 @@ async def disable_operator(badge: str, request: Request, caller: AdminDep) -> Op
     return await _operator(request, badge)
 
 
-async def _operator(request: Request, badge: str) -> OperatorOut:
+async def _operator(request: Request, badge: str) -> OperatorRecordOut:
     rows = await list_operators(request.app.state.service.store)
-    return next(OperatorOut.model_validate(r) for r in rows if r["badge"] == badge)
+    return next(OperatorRecordOut.model_validate(r) for r in rows if r["badge"] == badge)
 
 
 # -- audit trail -----------------------------------------------------------------------------
@@ -192,7 +192,8 @@ async def get_audit(
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: Annotated[datetime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="page on: the oldest id seen")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1,
+                                        description="page on: the oldest id seen")] = None,
 ) -> list[AuditOut]:
     """The audit trail, newest first: logins, failed logins, writes by token, supervisor
     overrides, administration. `from`/`to` are ISO 8601 times with a zone."""

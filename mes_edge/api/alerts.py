@@ -67,7 +67,7 @@ async def list_alerts(
 @router.post("/alerts/{alert_id}/ack", response_model=AlertOut,
              responses={404: {"description": "no such alert"}})
 async def ack_alert(
-    alert_id: Annotated[int, Path(ge=1)], service: ServiceDep,
+    alert_id: Annotated[int, Path(ge=1, le=2**63 - 1)], service: ServiceDep,
     principal: OperatorOrSupervisor,
 ) -> dict[str, Any]:
     """Acknowledge an alert: who and when are recorded (the first acknowledgement counts; it

@@ -80,6 +80,29 @@ def operation_id(route: APIRoute) -> str:
     return first + "".join(w.capitalize() for w in rest)
 
 
+#: What a refused request carries besides FastAPI's list of validation errors: one refusal with
+#: its machine-readable code, a sentence, and (for station writes) the numbers behind it.
+REFUSAL_SCHEMA: dict[str, Any] = {
+    "title": "Refusal", "type": "object", "required": ["detail"],
+    "properties": {"detail": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                       "event_id": {"type": ["string", "null"]},
+                       "details": {"type": "object"}},
+        "additionalProperties": True}},
+}
+
+
+def _document_refusals(op: dict[str, Any]) -> None:
+    """A 422 is either FastAPI's validation error list or one of our refusals: say both."""
+    content = op.get("responses", {}).get("422", {}).get("content", {}).get("application/json")
+    if content is None:
+        return
+    schema = content.get("schema", {})
+    if schema.get("$ref", "").endswith("/HTTPValidationError"):
+        content["schema"] = {"anyOf": [schema, {"$ref": "#/components/schemas/Refusal"}]}
+
+
 def describe_openapi(app: FastAPI) -> None:
     """Complete what FastAPI derives: servers, tags, the JSON body of PUT /work-orders (read by
     hand for JSON and XML, declared via openapi_extra), explicit `security: []` on public
@@ -98,8 +121,10 @@ def describe_openapi(app: FastAPI) -> None:
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         for name, schema in defs.get("$defs", {}).items():
             schemas.setdefault(name, schema)
+        schemas.setdefault("Refusal", REFUSAL_SCHEMA)
         for operations in doc.get("paths", {}).values():
             for op in operations.values():
+                _document_refusals(op)
                 if op.setdefault("security", []):
                     op["responses"].setdefault("401", {"description": "no valid token"})
                     op["responses"].setdefault(
@@ -120,7 +145,6 @@ def create_api(service: EdgeService) -> FastAPI:
     app.state.registry = build_registry(service)
     app.state.token_cache = {}
     app.state.operator_names = {}
-    app.state.pin_failures = {}
     app.include_router(health.router)
     app.include_router(orders.router)
     app.include_router(confirmations.router)

@@ -274,7 +274,8 @@ async def rejected(
     response: Response,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     work_center: Annotated[str | None, Query(max_length=64)] = None,
-    before: Annotated[int | None, Query(ge=1, description="page: ids below this one")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1,
+                                        description="page: ids below this one")] = None,
 ) -> list[RejectedOut]:
     """Refused events with their reasons and quantities, newest first, paged by id.
 

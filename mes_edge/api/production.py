@@ -141,7 +141,7 @@ async def list_unassigned(service: ServiceDep, _: ErpOrSupervisorDep) -> Unassig
 @router.get("/write-offs", response_model=WriteOffPage, operation_id="listWriteOffs")
 async def list_write_offs(
     service: ServiceDep, _: ErpOrSupervisorDep,
-    after: Annotated[int, Query(ge=0, description="the last seq you have read")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="the last seq you have read")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> WriteOffPage:
     """Written-off unassigned production, in commit order, for an ERP that books it (scrap,

@@ -127,15 +127,15 @@ async def list_downtimes(
     return {"downtimes": found}
 
 
-class ReasonIn(BaseModel):
+class DowntimeReasonSetIn(BaseModel):
     """The reason code (one of production.downtime_reasons)."""
 
     reason: str = Field(min_length=1, max_length=200)
 
 
 @router.put("/downtimes/{downtime_id}/reason", operation_id="setDowntimeReason")
-async def set_reason(downtime_id: str, body: ReasonIn, request: Request, service: ServiceDep,
-                     p: SupervisorDep) -> dict[str, Any]:
+async def set_reason(downtime_id: str, body: DowntimeReasonSetIn, request: Request,
+                     service: ServiceDep, p: SupervisorDep) -> dict[str, Any]:
     """Set or change a downtime's reason (supervisor, up to 24 h after the downtime ended)."""
     span = await span_by_downtime(_store(service), downtime_id)
     if span is None:

@@ -122,3 +122,10 @@ def test_document_is_complete_for_client_generators(sqlite_url: str) -> None:
     tags = {t["name"] for t in doc["tags"]}
     assert {t for op in (o for ops in doc["paths"].values() for o in ops.values())
             for t in op["tags"]} <= tags
+
+
+def test_every_schema_name_is_unique(sqlite_url: str) -> None:
+    """Two models of one name in different modules become `mes_edge__api__x__Name` components,
+    which client generators refuse as duplicates ("Attempted to generate duplicate models")."""
+    names = openapi_document(sqlite_url)["components"]["schemas"]
+    assert [n for n in names if "__" in n] == []
