@@ -16,6 +16,7 @@ from mes_edge.api.submit import submit
 from mes_edge.contracts.erp import WorkOrderIn
 from mes_edge.dispatcher import Status
 from mes_edge.domain import OrderAction, OrderCommand, OrderReceived, OrderSpec, OrderStatus
+from mes_edge.store import reads
 
 router = APIRouter(prefix="/api/v1/work-orders", tags=["work orders (ERP)"])
 
@@ -96,6 +97,10 @@ async def get_work_order(order_id: str, service: ServiceDep,
     """The order with per-operation quantities, state, actual start and projected finish."""
     assert service.dispatcher is not None
     order = service.dispatcher.state.order(order_id)
+    if order is None and service.store is not None:
+        # Closed and cancelled orders leave memory after history.evict_closed_after_s; their
+        # history stays in the database and is served from there.
+        order = await reads.work_order(service.store, order_id)
     if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown work order {order_id}")
     return order_out(order)

@@ -113,3 +113,27 @@ async def test_auto_assign_gives_them_to_the_next_start(sqlite_url: str) -> None
             assert press["open"]["good"] == 0 and press["assigned"]["good"] == 7
     finally:
         await service.stop()
+
+
+async def test_an_evicted_order_is_served_from_the_database(sqlite_url: str) -> None:
+    """Closed and cancelled orders leave memory; GET /work-orders/{id} still answers them."""
+    doc = plant(sqlite_url, history={"evict_closed_after_s": 0})
+    service = EdgeService(parse_settings(doc), api_factory=create_api)
+    await service.start()
+    try:
+        assert service.store is not None and service.dispatcher is not None
+        erp_token = await create_token(service.store, Role.ERP, "erp")
+        running = Running(service, f"http://127.0.0.1:{doc['api']['port']}",
+                          {"erp": erp_token})
+        async with running.client("erp") as erp:
+            assert (await erp.put("/api/v1/work-orders/E-1", json=ORDER)).status_code == 201
+            r = await erp.post("/api/v1/work-orders/E-1/cancel", json={"reason": "not needed"})
+            assert r.status_code == 200, r.text
+            assert service.dispatcher.evict_finished() == 1
+            assert service.dispatcher.state.order("E-1") is None
+            r = await erp.get("/api/v1/work-orders/E-1")
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "cancelled"
+            assert (await erp.get("/api/v1/work-orders/NOPE")).status_code == 404
+    finally:
+        await service.stop()
