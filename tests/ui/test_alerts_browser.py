@@ -4,6 +4,7 @@ an active alert is listed with its translated kind and acknowledged from the pag
 from __future__ import annotations
 
 import asyncio
+import importlib
 from datetime import timedelta
 
 import pytest
@@ -18,7 +19,8 @@ from tests.api.conftest import plant
 from tests.factory import T0, machine_state
 from tests.ui.test_station_browser import ARGS, CHROMIUM, SHOTS, connect_tablet
 
-playwright_api = pytest.importorskip("playwright.async_api")
+# A test dependency (tests/run.sh installs it): missing is a failure, never a skip.
+playwright_api = importlib.import_module("playwright.async_api")
 
 pytestmark = [pytest.mark.timeout(120)]
 

@@ -4,6 +4,7 @@ page, with paging and filters answered by the server, and the page stays quick."
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,8 @@ from mes_edge.store.tokens import Role, create_token
 from tests.api.conftest import plant
 from tests.ui.test_station_browser import ARGS, CHROMIUM, SHOTS, connect_tablet
 
-playwright_api = pytest.importorskip("playwright.async_api")
+# A test dependency (tests/run.sh installs it): missing is a failure, never a skip.
+playwright_api = importlib.import_module("playwright.async_api")
 
 pytestmark = [pytest.mark.timeout(180)]
 

@@ -11,6 +11,7 @@ tests/screenshots/.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -28,7 +29,8 @@ from simulators.modbus_plc import ModbusPlc
 from tests.api.conftest import plant
 from tests.servers import free_port
 
-playwright_api = pytest.importorskip("playwright.async_api")
+# A test dependency (tests/run.sh installs it): missing is a failure, never a skip.
+playwright_api = importlib.import_module("playwright.async_api")
 
 CHROMIUM = os.environ.get("MES_TEST_CHROMIUM") or shutil.which("chromium") or "chromium"
 SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
@@ -40,8 +42,14 @@ ORDER: dict[str, Any] = {
                    {"op_no": "0020", "work_center": "ASSY-03", "description": "Fit bushing"}],
 }
 
-pytestmark = [pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="no Chromium installed"),
-              pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.timeout(120)]
+
+
+@pytest.fixture(autouse=True)
+def _chromium_installed() -> None:
+    """Debian's chromium is a test requirement (tests/run.sh installs it): fail, never skip."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} not found: run tests/run.sh, which installs Debian's chromium")
 
 
 def press_plant(db_url: str, plc_port: int) -> dict[str, Any]:

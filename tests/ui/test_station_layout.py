@@ -16,6 +16,7 @@ Screenshots go to tests/screenshots/ (look at them after a layout change).
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +33,8 @@ from simulators.modbus_plc import ModbusPlc
 from tests.servers import free_port
 from tests.ui.test_station_browser import ARGS, CHROMIUM, SHOTS, connect_tablet, press_plant
 
-playwright_api = pytest.importorskip("playwright.async_api")
+# A test dependency (tests/run.sh installs it): missing is a failure, never a skip.
+playwright_api = importlib.import_module("playwright.async_api")
 
 pytestmark = [pytest.mark.timeout(180)]
 
