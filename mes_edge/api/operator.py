@@ -34,7 +34,7 @@ from mes_edge.api.station_views import (
     refusal_details,
     station_out,
 )
-from mes_edge.api.submit import process, submit
+from mes_edge.api.submit import event_id_for, idempotency_key, process, submit
 from mes_edge.contracts.terminal import ScanMessage
 from mes_edge.dispatcher import RawRejection, Status
 from mes_edge.domain import (
@@ -56,14 +56,8 @@ router = APIRouter(prefix="/api/v1/stations", tags=["station tablets (operators)
 
 def _envelope(service: Any, work_center: str, p: Principal,
               request: Request | None = None) -> dict[str, Any]:
-    # A tablet that resends a tap after a network timeout sends the same Idempotency-Key:
-    # the event id is derived from it, so the dispatcher counts the tap once.
-    key = request.headers.get("idempotency-key", "") if request is not None else ""
-    if 0 < len(key) <= 100 and key.isprintable():
-        event_id = f"http:{work_center}:{key}"
-    else:
-        event_id = f"http:{uuid.uuid4()}"
-    return {"event_id": event_id, "source": f"api:{p.role}:{p.token_id}",
+    # A tablet resending a tap after a network timeout sends the same Idempotency-Key.
+    return {"event_id": event_id_for(request, work_center), "source": f"api:{p.role}:{p.token_id}",
             "actor": service.operators.of(work_center) or p.name}
 
 
@@ -199,8 +193,8 @@ async def scan(work_center: str, body: ScanIn, request: Request,
                          station=await station_out(request, work_center))
     # A resent scan (same Idempotency-Key) is the same event: it counts once, and a refused
     # one is refused again with the same reason.
-    key = request.headers.get("idempotency-key", "")
-    scan_id = f"api-{key}" if 0 < len(key) <= 100 and key.isprintable() else f"api-{uuid.uuid4()}"
+    key = idempotency_key(request)
+    scan_id = f"api-{key}" if key is not None else f"api-{uuid.uuid4()}"
     try:
         msg = ScanMessage(id=scan_id, code=body.code, scanner=body.scanner,
                           work_center=work_center)

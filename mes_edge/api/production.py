@@ -6,7 +6,6 @@ confirmed like any report) or write it off with a reason. Both are events in the
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated
 
@@ -14,7 +13,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from mes_edge.api.deps import ErpOrSupervisorDep, Principal, ServiceDep, SupervisorDep
-from mes_edge.api.submit import submit
+from mes_edge.api.submit import event_id_for, submit
 from mes_edge.domain import Quantities, WorkCenterState
 from mes_edge.domain.events import UnassignedAction, UnassignedResolved
 from mes_edge.store import writeoffs
@@ -153,10 +152,8 @@ async def list_write_offs(
 
 
 def _envelope(request: Request, p: Principal, work_center: str) -> dict[str, str | None]:
-    key = request.headers.get("idempotency-key", "")
-    event_id = (f"http:unassigned:{work_center}:{key}" if 0 < len(key) <= 100
-                and key.isprintable() else f"http:{uuid.uuid4()}")
-    return {"event_id": event_id, "source": f"api:{p.role}:{p.token_id}", "actor": p.name}
+    return {"event_id": event_id_for(request, f"unassigned:{work_center}"),
+            "source": f"api:{p.role}:{p.token_id}", "actor": p.name}
 
 
 async def _resolve(request: Request, service: ServiceDep, work_center: str,

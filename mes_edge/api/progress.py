@@ -7,7 +7,6 @@ ended (operators give reasons at their station). A reason change is an event in 
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -16,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from mes_edge.api.deps import AnyRoleDep, ServiceDep, SupervisorDep
 from mes_edge.api.shift_view import shift_views
-from mes_edge.api.submit import submit
+from mes_edge.api.submit import event_id_for, submit
 from mes_edge.domain.events import DowntimeReasonGiven
 from mes_edge.domain.progress import StateSpan, category
 from mes_edge.store.oee_report import ReportError, report
@@ -144,11 +143,9 @@ async def set_reason(downtime_id: str, body: DowntimeReasonSetIn, request: Reque
     if span.end is not None and now - span.end > REASON_WINDOW:
         raise _bad("bad_state", "the downtime ended more than 24 h ago: its reason can no "
                    "longer be changed", status.HTTP_409_CONFLICT)
-    key = request.headers.get("idempotency-key", "")
-    event_id = (f"http:downtime-reason:{downtime_id}:{key}" if 0 < len(key) <= 100
-                and key.isprintable() else f"http:{uuid.uuid4()}")
     await submit(service, DowntimeReasonGiven(
-        event_id=event_id, source=f"api:{p.role}:{p.token_id}", actor=p.name,
+        event_id=event_id_for(request, f"downtime-reason:{downtime_id}"),
+        source=f"api:{p.role}:{p.token_id}", actor=p.name,
         work_center=span.work_center, reason=body.reason, downtime_id=downtime_id))
     updated = await span_by_downtime(_store(service), downtime_id)
     assert updated is not None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import TYPE_CHECKING
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Request, status
 
 from mes_edge.dispatcher import Dispatcher, Outcome, RawRejection, Status
 from mes_edge.domain import Event
@@ -33,6 +34,22 @@ _HTTP_OF_CODE = {
     "below_made": status.HTTP_409_CONFLICT,
     "not_enough_unassigned": status.HTTP_409_CONFLICT,
 }
+
+
+def idempotency_key(request: Request | None) -> str | None:
+    """The request's Idempotency-Key when usable (1-100 printable characters), else None.
+
+    A client that resends a write after a network error sends the same key: event ids derived
+    from it make the dispatcher settle the write once (a refusal is repeated, not re-recorded).
+    """
+    key = request.headers.get("idempotency-key", "") if request is not None else ""
+    return key if 0 < len(key) <= 100 and key.isprintable() else None
+
+
+def event_id_for(request: Request | None, scope: str) -> str:
+    """`http:<scope>:<Idempotency-Key>`, or a fresh id when the request carries no usable key."""
+    key = idempotency_key(request)
+    return f"http:{scope}:{key}" if key is not None else f"http:{uuid.uuid4()}"
 
 
 #: How long a write waits for its commit while the storage is away before answering 503.
