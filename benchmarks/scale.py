@@ -11,7 +11,10 @@ from outside, over HTTP:
   completed, closed): after the first N/10 and after N (goal: at most 1.2x);
 - time to ready (`/readyz` 200) after a restart with a large event log.
 
-`--quick` uses 10x smaller churn and event-log sizes (the open-order steps stay the same).
+`--quick` uses 10x smaller churn and event-log sizes (the open-order steps stay the same);
+`--churn N` and `--events N` set them, `--part` runs only some parts (open, churn, restart; the
+restart part fills the churn's database, so it needs the churn part). Each part's figures are
+printed to stderr as soon as they are measured (a run cut short by a timeout keeps them).
 The last line is one JSON object.
 """
 
@@ -64,6 +67,10 @@ def plant(db_url: str, port: int, work_centers: tuple[str, ...] = WORK_CENTERS,
     if evict_s is not None:
         doc["history"] = {"evict_closed_after_s": evict_s}
     return doc
+
+
+def _write(config: Path, doc: dict[str, Any]) -> None:
+    config.write_text(yaml.safe_dump(doc))
 
 
 def _cli(config: Path, *args: str) -> str:
@@ -233,11 +240,25 @@ async def fill_event_log(db_url: str, events: int) -> float:
         await store.close()
 
 
-async def backend(name: str, db_url: str, work: Path, quick: bool) -> dict[str, Any]:
+async def backend(name: str, db_url: str, work: Path, churn_total: int, events: int,
+                  parts: set[str]) -> dict[str, Any]:
     """Every figure for one database."""
     port = _free_port()
     config = work / f"{name}.yaml"
-    config.write_text(yaml.safe_dump(plant(db_url, port)))
+    out: dict[str, Any] = {}
+    if "open" in parts:
+        out.update(await open_orders(name, db_url, config, port))
+    if "churn" in parts:
+        churn_url, churn_out = await churn_part(name, db_url, config, port, churn_total)
+        out["churn"] = churn_out
+        if "restart" in parts:
+            out.update(await restart_part(name, churn_url, config, port, events, churn_total))
+    return out
+
+
+async def open_orders(name: str, db_url: str, config: Path, port: int) -> dict[str, Any]:
+    """Orders accepted per second; board and queue cost at each step of open orders."""
+    _write(config, plant(db_url, port))
     _cli(config, "db", "upgrade")
     erp = _cli(config, "token", "create", "--role", "erp", "--name", "bench-erp")
     sup = _cli(config, "token", "create", "--role", "supervisor", "--name", "bench-sup")
@@ -265,13 +286,17 @@ async def backend(name: str, db_url: str, work: Path, quick: bool) -> dict[str, 
     finally:
         await svc.stop()
     print(f"{name}: {json.dumps(out)}", file=sys.stderr, flush=True)  # survives a later failure
+    return out
 
-    # Churn on a fresh database: memory should follow what is active, not what ever was.
-    churn_total = 10_000 if quick else 100_000
+
+async def churn_part(name: str, db_url: str, config: Path, port: int,
+                     churn_total: int) -> tuple[str, dict[str, Any]]:
+    """Churn on a fresh database: memory should follow what is active, not what ever was.
+    RSS after the first tenth and after all (and after each further tenth, to stderr)."""
     churn_url = db_url + "_churn" if name == "postgresql" else db_url.replace(".db", "-churn.db")
     if name == "postgresql":
         churn_url = await asyncio.to_thread(_pg_database, churn_url)  # it runs its own loop
-    config.write_text(yaml.safe_dump(plant(churn_url, port, CHURN_WORK_CENTERS, CHURN_EVICT_S)))
+    _write(config, plant(churn_url, port, CHURN_WORK_CENTERS, CHURN_EVICT_S))
     _cli(config, "db", "upgrade")
     erp = _cli(config, "token", "create", "--role", "erp", "--name", "bench-erp")
     tablets = {wc: _cli(config, "token", "create", "--role", "operator", "--work-center", wc,
@@ -282,23 +307,37 @@ async def backend(name: str, db_url: str, work: Path, quick: bool) -> dict[str, 
         first = churn_total // 10
         rate = await churn(svc.url, erp, tablets, 0, first)
         rss_first = svc.rss_mb()
-        await churn(svc.url, erp, tablets, first, churn_total)
+        print(f"{name}: churn {first} orders {rate:.1f}/s rss {rss_first:.1f} MB",
+              file=sys.stderr, flush=True)
+        done = first
+        while done < churn_total:
+            step = min(churn_total, done + first)
+            await churn(svc.url, erp, tablets, done, step)
+            done = step
+            print(f"{name}: churn {done} orders rss {svc.rss_mb():.1f} MB",
+                  file=sys.stderr, flush=True)
         rss_all = svc.rss_mb()
-        out["churn"] = {"orders": churn_total, "work_centers": len(CHURN_WORK_CENTERS),
-                        "evict_closed_after_s": CHURN_EVICT_S, "orders_per_s": round(rate, 1),
-                        f"rss_mb_after_{first}": round(rss_first, 1),
-                        f"rss_mb_after_{churn_total}": round(rss_all, 1),
-                        "ratio": round(rss_all / rss_first, 2)}
+        out = {"orders": churn_total, "work_centers": len(CHURN_WORK_CENTERS),
+               "evict_closed_after_s": CHURN_EVICT_S, "orders_per_s": round(rate, 1),
+               f"rss_mb_after_{first}": round(rss_first, 1),
+               f"rss_mb_after_{churn_total}": round(rss_all, 1),
+               "ratio": round(rss_all / rss_first, 2)}
     finally:
         await svc.stop()
+    print(f"{name}: churn {json.dumps(out)}", file=sys.stderr, flush=True)
+    return churn_url, out
 
-    # Restart with a large event log.
-    events = 100_000 if quick else 1_000_000
+
+async def restart_part(name: str, churn_url: str, config: Path, port: int, events: int,
+                       churn_total: int) -> dict[str, Any]:
+    """Restart with a large event log (the churn's database, filled with operator reports)."""
+    out: dict[str, Any] = {}
     out["event_log_fill_per_s"] = round(await fill_event_log(churn_url, events))
     svc = Service(config, port)
     ready = await svc.start()
     out["restart"] = {"events_in_log": events + churn_total * 4, "ready_s": round(ready, 2)}
     await svc.stop()
+    print(f"{name}: {json.dumps(out)}", file=sys.stderr, flush=True)
     return out
 
 
@@ -313,13 +352,15 @@ def _pg_database(url: str) -> str:
         hide_password=False), str(u.database))
 
 
-async def run(quick: bool, backends: list[str]) -> dict[str, Any]:
-    result: dict[str, Any] = {"benchmark": "scale", "quick": quick, "steps": list(STEPS)}
+async def run(quick: bool, backends: list[str], churn_total: int, events: int,
+              parts: set[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {"benchmark": "scale", "quick": quick, "steps": list(STEPS),
+                              "churn": churn_total, "events": events, "parts": sorted(parts)}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if "sqlite" in backends:
             result["sqlite"] = await backend("sqlite", f"sqlite+aiosqlite:///{work}/scale.db",
-                                             work, quick)
+                                             work, churn_total, events, parts)
         if "postgresql" in backends:
             from tests.servers import PostgresServer
 
@@ -327,7 +368,8 @@ async def run(quick: bool, backends: list[str]) -> dict[str, Any]:
             pg.start()
             try:
                 result["postgresql"] = await backend(
-                    "postgresql", pg.create_database("scale"), work, quick)
+                    "postgresql", pg.create_database("scale"), work, churn_total, events,
+                    parts)
             finally:
                 pg.stop()
     result["goals"] = {"board_and_queue_ratio_max": 1.5, "churn_rss_ratio_max": 1.2,
@@ -341,9 +383,22 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="10x smaller churn and event log")
     p.add_argument("--backend", action="append", choices=["sqlite", "postgresql"],
                    help="only this database (repeat; default both)")
+    p.add_argument("--churn", type=int, metavar="N",
+                   help="orders to churn (default 100,000; 10,000 with --quick)")
+    p.add_argument("--events", type=int, metavar="N",
+                   help="events in the log before the restart (default 1,000,000; 100,000 with "
+                   "--quick)")
+    p.add_argument("--part", action="append", choices=["open", "churn", "restart"],
+                   help="only this part (repeat; default all; restart needs churn)")
     args = p.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    result = asyncio.run(run(args.quick, args.backend or ["sqlite", "postgresql"]))
+    churn_total = args.churn or (10_000 if args.quick else 100_000)
+    events = args.events or (100_000 if args.quick else 1_000_000)
+    parts = set(args.part or ["open", "churn", "restart"])
+    if "restart" in parts and "churn" not in parts:
+        p.error("the restart part fills the churn's database: add --part churn")
+    result = asyncio.run(run(args.quick, args.backend or ["sqlite", "postgresql"], churn_total,
+                             events, parts))
     for name in ("sqlite", "postgresql"):
         if name in result:
             print(f"== {name}")
