@@ -55,12 +55,8 @@ class ServiceCollector(Collector):
                 "mes_edge_over_produced_units",
                 "Machine-counted good beyond plan + tolerance on open operations",
                 labels=["work_center"])
-            over_by_wc: dict[str, int] = {}
-            for order in d.state.orders():
-                for op in order.operations:
-                    if op.over_produced and op.is_open:
-                        over_by_wc[op.work_center] = over_by_wc.get(op.work_center, 0) + (
-                            op.over_produced)
+            # Kept by the WIP index as orders change: a scrape walks no order (issue 14).
+            over_by_wc = d.state.index.over_produced
             for wc_id in d.rules.work_centers:
                 wc = d.state.work_center(wc_id)
                 u = wc.unassigned if wc else None

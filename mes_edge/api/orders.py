@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
@@ -16,7 +15,7 @@ from mes_edge.api.submit import submit
 from mes_edge.contracts.erp import WorkOrderIn
 from mes_edge.dispatcher import Status
 from mes_edge.domain import OrderAction, OrderCommand, OrderReceived, OrderSpec, OrderStatus
-from mes_edge.store import reads
+from mes_edge.store import order_list, reads
 
 router = APIRouter(prefix="/api/v1/work-orders", tags=["work orders (ERP)"])
 
@@ -106,25 +105,33 @@ async def get_work_order(order_id: str, service: ServiceDep,
     return order_out(order)
 
 
-@router.get("", response_model=WorkOrderList)
+@router.get("", response_model=WorkOrderList,
+            responses={422: {"description": "invalid filter, or a `before` cursor that is not "
+                                            "a `next_cursor` of this list"}})
 async def list_work_orders(
     service: ServiceDep, principal: ErpOrSupervisorDep,
     status_: Annotated[list[OrderStatus] | None, Query(alias="status")] = None,
     changed_since: AwareDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[str | None, Query(
+        max_length=order_list.CURSOR_MAX,
+        description="the `next_cursor` of the previous page: continue with older changes")] = None,
 ) -> WorkOrderList:
-    """Orders filtered by status and by last change, most recently changed first."""
-    assert service.dispatcher is not None
-    orders = list(service.dispatcher.state.orders())
-    if status_:
-        orders = [o for o in orders if o.status in status_]
-    if changed_since is not None:
-        orders = [o for o in orders if o.updated_at and o.updated_at > changed_since]
-    orders.sort(key=lambda o: o.updated_at or datetime.min.replace(tzinfo=changed_since.tzinfo
-                                                                    if changed_since else None),
-                reverse=True)
-    page = [order_out(o) for o in orders[:limit]]
-    return WorkOrderList(work_orders=page, count=len(page))
+    """Orders filtered by status and by last change, most recently changed first, paged with
+    `before` = the previous page's `next_cursor`. Served from the database: closed and cancelled
+    orders that left the service's memory are listed too, and the cost does not grow with the
+    number of orders."""
+    assert service.store is not None
+    try:
+        page = await order_list.list_orders(
+            service.store, statuses=[s.value for s in status_] if status_ else None,
+            changed_since=changed_since, limit=limit, before=before)
+    except order_list.BadCursor as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[
+            {"loc": ["query", "before"], "msg": str(err), "type": "value_error"}]) from err
+    out = [order_out(o) for o in page.orders]
+    return WorkOrderList(work_orders=out, count=len(out), next_cursor=page.next_cursor,
+                         has_more=page.next_cursor is not None)
 
 
 async def _command(order_id: str, action: OrderAction, body: ReasonIn | None,

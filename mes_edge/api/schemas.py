@@ -102,10 +102,13 @@ def order_out(order: WorkOrder, now: datetime | None = None) -> WorkOrderOut:
 
 
 class WorkOrderList(BaseModel):
-    """A page of work orders."""
+    """A page of work orders, most recently changed first."""
 
     work_orders: list[WorkOrderOut]
     count: int
+    next_cursor: str | None = Field(
+        None, description="pass as `before` for the next (older) page; null on the last page")
+    has_more: bool = Field(False, description="another page follows")
 
 
 class ConfirmationPage(BaseModel):

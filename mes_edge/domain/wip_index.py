@@ -73,11 +73,16 @@ class WipIndex:
         self.counts: dict[str, Counter[str]] = {}  # work center -> operation status -> count
         self.running: dict[str, set[OpKey]] = {}  # running or paused, per work center
         self._entries: dict[str, list[tuple[str, str, float, str]]] = {}
+        #: Machine good beyond plan + tolerance on open operations, per work center (the
+        #: /metrics gauge), and each order's share of it (only orders that have some).
+        self.over_produced: Counter[str] = Counter()
+        self._over: dict[str, dict[str, int]] = {}
         #: Closed and cancelled orders, oldest end first: order id -> when it ended.
         self.finished: OrderedDict[str, datetime] = OrderedDict()
 
     def update(self, order_id: str, order: WorkOrder | None) -> None:
         """Re-index one order (None: it left memory)."""
+        self._update_over(order_id, order)
         if order is not None and order.status in OPEN_ORDERS:
             due = due_ts(order.due)
             entries = [(op.work_center, op.status.value, due, op.op_no)
@@ -101,6 +106,28 @@ class WipIndex:
         for wc, status, due, op_no in entries:
             self._add(order_id, op_no, wc, status, due)
         self._entries[order_id] = entries
+
+    def _update_over(self, order_id: str, order: WorkOrder | None) -> None:
+        """Keep `over_produced` exact: every order in memory, whatever its status, counts with
+        its open operations (as a walk over all orders would), and nothing else."""
+        share: dict[str, int] | None = None
+        if order is not None:
+            for op in order.operations:
+                if op.over_produced and op.is_open:
+                    if share is None:
+                        share = {}
+                    share[op.work_center] = share.get(op.work_center, 0) + op.over_produced
+        old = self._over.pop(order_id, None) if self._over else None
+        if old is None and share is None:
+            return  # the usual case: nothing over plan, before or after
+        total = self.over_produced
+        for wc, qty in (old or {}).items():
+            total[wc] -= qty
+            if not total[wc]:
+                del total[wc]
+        if share is not None:
+            total.update(share)
+            self._over[order_id] = share
 
     def _filters(self, wc: str, status: str) -> tuple[Filter, ...]:
         return (None, None), (wc, None), (None, status), (wc, status)
@@ -173,6 +200,13 @@ class WipIndex:
                 found.extend(k for k in keys.keys[:min(limit, keys.below((cut,)))])
         found.sort()
         return [(k[1], k[2]) for k in found[:limit]]
+
+    def open_orders_with_due(self) -> list[str]:
+        """Ids of open orders with an unfinished operation and a due date, earliest due first
+        (O(such operations): finished and evicted orders are not looked at)."""
+        # An order has one due date: (due, order id) is one entry per order.
+        return [oid for _, oid in sorted({(k[0], k[1]) for keys in self.open_due.values()
+                                          for k in keys.keys})]
 
     def status_counts(self, work_center: str) -> dict[str, int]:
         """Operations of open orders at the work center by status (zeros left out)."""

@@ -112,8 +112,10 @@ work_orders = Table(
     Column("updated_at", UtcDateTime),
     Column("updated_seq", BigInteger, nullable=False),
     Column("state", Json, nullable=False),  # the whole domain object, loaded at start-up
-    Index("ix_work_orders_status", "status"),
     Index("ix_work_orders_updated_seq", "updated_seq"),
+    # The ERP's order list, most recently changed first, by status or not (migration 0009).
+    Index("ix_work_orders_status_updated_at", "status", "updated_at", "order_id"),
+    Index("ix_work_orders_updated_at", "updated_at", "order_id"),
 )
 
 operations = Table(
