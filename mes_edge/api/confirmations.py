@@ -85,7 +85,8 @@ async def reverse_confirmation(confirmation_id: str, service: ServiceDep,
                                body: Annotated[ReasonIn, Body()]) -> ConfirmationOut:
     """Reverse a confirmation (a correction is a reversal plus a new report)."""
     assert service.dispatcher is not None and service.store is not None
-    original = service.dispatcher.state.confirmation(confirmation_id)
+    # Read from the database: the service keeps no confirmation in memory.
+    original = await reads.confirmation(service.store, confirmation_id)
     if original is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown confirmation {confirmation_id}")
     if not body.reason:
@@ -95,8 +96,8 @@ async def reverse_confirmation(confirmation_id: str, service: ServiceDep,
         event_id=f"http:{uuid.uuid4()}", source=f"api:{principal.role}:{principal.token_id}",
         actor=principal.name, order_id=original.order_id, confirmation_id=confirmation_id,
         reason=body.reason))
-    reversal_id = service.dispatcher.state.reversal_of(confirmation_id)
-    return confirmation_out(await reads.confirmation(service.store, reversal_id))
+    return confirmation_out(await reads.reversal_of(service.store, original.order_id,
+                                                    confirmation_id))
 
 
 class FlushOut(BaseModel):

@@ -28,6 +28,7 @@ from mes_edge.dispatcher.outcome import (
     Status,
 )
 from mes_edge.domain import (
+    ConfirmationReversed,
     ConfirmationsDue,
     CounterBaseline,
     Event,
@@ -117,7 +118,8 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Load the committed state and start the writer (and the confirmation timer)."""
-        loaded = await self.store.load(finished_before=self._eviction_cut())
+        loaded = await self.store.load(finished_before=self._eviction_cut(),
+                                       with_confirmations=False)
         self.state = loaded.state
         self._evicted = loaded.left_out > 0
         self.checkpoints = dict(loaded.checkpoints)
@@ -340,7 +342,8 @@ class Dispatcher:
     async def _resync(self) -> None:
         """Reload the committed state after an ambiguous commit failure (best effort)."""
         try:
-            loaded = await self.store.load(finished_before=self._eviction_cut())
+            loaded = await self.store.load(finished_before=self._eviction_cut(),
+                                           with_confirmations=False)
         except Exception as err:  # still away: the next attempt tries again
             log.debug("resync failed: %s", err)
             return
@@ -404,25 +407,32 @@ class Dispatcher:
         while at and (at[0][0] < cut or len(recent) > self._recent_max):
             recent.pop(at.popleft()[1], None)
 
-    async def _restore_orders(self, items: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
-        """Read back orders that left memory when an event names one (a late reversal, the
-        ERP sending a closed order again): the domain decides on the whole truth."""
-        if not self._evicted:
-            return  # every order the database has is in memory: nothing to read back
+    async def _restore(self, items: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
+        """Read back what the batch needs and memory does not hold, so the domain decides on
+        the whole truth: orders that left memory when an event names one (a late reversal,
+        the ERP sending a closed order again), and the confirmations a reversal names (the
+        service keeps no confirmation in memory) with any reversal of them."""
         state = self.state
-        missing = {ref for item, _ in items if isinstance(item, Event)
-                   and (ref := item.order_ref) is not None and state.order(ref) is None}
-        if not missing:
-            return
-        orders, confs = await self.store.load_orders(sorted(missing))
-        for order in orders:
-            state.put_order(order)
-        for c in confs:
-            state.add_confirmation(c)
+        state.forget_confirmations()  # what the previous batch read back
+        if self._evicted:  # else every order the database has is in memory
+            missing = {ref for item, _ in items if isinstance(item, Event)
+                       and (ref := item.order_ref) is not None and state.order(ref) is None}
+            if missing:
+                orders, confs = await self.store.load_orders(sorted(missing))
+                for order in orders:
+                    state.put_order(order)
+                if state.keep_confirmations:
+                    for c in confs:
+                        state.add_confirmation(c)
+        if not state.keep_confirmations:
+            named = sorted({(item.order_id, item.confirmation_id) for item, _ in items
+                            if isinstance(item, ConfirmationReversed)})
+            for c in await self.store.load_confirmations(named):
+                state.add_confirmation(c)
 
     async def _commit(self, items: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
         t0 = time.perf_counter()
-        await self._restore_orders(items)
+        await self._restore(items)
         ids = [i.event_id for i, _ in items
                if isinstance(i, Event | RawRejection) and i.event_id is not None
                and not self._is_known(i.event_id)]
@@ -442,6 +452,7 @@ class Dispatcher:
         builder, outcomes, committed = await self.store.commit_batch(ids, build)
         # Committed: only now does the batch become part of the state everyone sees.
         self.state.merge(builder.decision)
+        self.state.forget_confirmations()  # read back for this batch only
         self._seq, self._cursor, self._rejection = builder.seq, builder.cursor, builder.rejection
         for key, cp in builder.checkpoints.items():
             self.checkpoints[key] = cp

@@ -140,9 +140,15 @@ class Overlay:
 class MemoryState:
     """The plain in-memory state: what the dispatcher keeps and what replay rebuilds.
 
-    `index` (WipIndex) follows every change, so pages and counts never scan all orders."""
+    `index` (WipIndex) follows every change, so pages and counts never scan all orders.
 
-    def __init__(self) -> None:
+    With `keep_confirmations=False` (the service) committed confirmations are not kept: a long
+    running order may carry a confirmation per report for months, and the database has them all.
+    Then `conf_map` only holds what was read back for the batch being decided (the originals a
+    reversal names, with their reversals), and `forget_confirmations` empties it."""
+
+    def __init__(self, *, keep_confirmations: bool = True) -> None:
+        self.keep_confirmations = keep_confirmations
         self.order_map: dict[str, WorkOrder] = {}
         self.wc_map: dict[str, WorkCenterState] = {}
         self.conf_map: dict[str, Confirmation] = {}
@@ -183,8 +189,16 @@ class MemoryState:
         for order in decision.orders.values():
             self.put_order(order)
         self.wc_map.update(decision.work_centers)
-        for c in decision.confirmations:
-            self.add_confirmation(c)
+        if self.keep_confirmations:
+            for c in decision.confirmations:
+                self.add_confirmation(c)
+
+    def forget_confirmations(self) -> None:
+        """Drop the confirmations read back for a batch (state without kept confirmations)."""
+        if not self.keep_confirmations:
+            self.conf_map.clear()
+            self.reversals.clear()
+            self.conf_by_order.clear()
 
     def reindex(self) -> None:
         """Rebuild the index from scratch (after a bulk load), finished orders oldest first."""

@@ -41,6 +41,13 @@ async def confirmation(store: Store, confirmation_id: str | None) -> Any | None:
     return rows[0] if rows else None
 
 
+async def reversal_of(store: Store, order_id: str, confirmation_id: str) -> Any | None:
+    """The confirmations row that reverses this confirmation of this order, or None."""
+    rows = await store.rows(confirmations, confirmations.c.order_id == order_id,
+                            confirmations.c.reverses == confirmation_id)
+    return rows[0] if rows else None
+
+
 async def ping(store: Store) -> None:
     """One round trip to the database (raises when it is not reachable)."""
     async with store.engine.connect() as conn:

@@ -78,12 +78,16 @@ class Store:
         """An INSERT of this backend's dialect (it knows ON CONFLICT)."""
         return dialect_insert(self._dialect, table)
 
-    async def load(self, *, finished_before: datetime | None = None) -> Loaded:
+    async def load(self, *, finished_before: datetime | None = None,
+                   with_confirmations: bool = True) -> Loaded:
         """Read the committed state: orders, work centers, confirmations, counters, sequences.
 
         With `finished_before`, closed and cancelled orders that ended before it (and their
-        confirmations) stay in the database only: memory holds what is active."""
-        state = MemoryState()
+        confirmations) stay in the database only: memory holds what is active. With
+        `with_confirmations=False` (the service) no confirmation is read: the state keeps none, and
+        a reversal reads back the one it names (`load_confirmations`). A log of a million
+        events then loads in the time its open orders take."""
+        state = MemoryState(keep_confirmations=with_confirmations)
         left_out = 0
         async with self.engine.connect() as conn:
             query = select(work_orders.c.state)
@@ -102,8 +106,9 @@ class Store:
             for row in await conn.execute(select(work_centers.c.state)):
                 wc = codec.wc_from_json(row.state)
                 state.wc_map[wc.work_center] = wc
-            for row in await conn.execute(conf_query):
-                state.add_confirmation(codec.confirmation_from_row(row))
+            if with_confirmations:
+                for row in await conn.execute(conf_query):
+                    state.add_confirmation(codec.confirmation_from_row(row))
             state.reindex()
             checkpoints = {
                 (r.device, r.tag): Checkpoint(r.device, r.tag, r.value, r.generation)
@@ -132,6 +137,21 @@ class Store:
                 select(confirmations).where(confirmations.c.order_id.in_(found))
                 .order_by(confirmations.c.cursor))] if found else []
         return orders, confs
+
+    async def load_confirmations(self, named: Sequence[tuple[str, str]]) -> list[Confirmation]:
+        """The confirmations named by (order id, confirmation id) and every reversal of one of
+        them (looked up within their orders: the order id is indexed), in commit order."""
+        if not named:
+            return []
+        ids = sorted({cid for _, cid in named})
+        order_ids = sorted({oid for oid, _ in named})
+        async with self.engine.connect() as conn:
+            return [codec.confirmation_from_row(r) for r in await conn.execute(
+                select(confirmations).where(
+                    confirmations.c.confirmation_id.in_(ids)
+                    | (confirmations.c.order_id.in_(order_ids)
+                       & confirmations.c.reverses.in_(ids)))
+                .order_by(confirmations.c.cursor))]
 
     async def known_event_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of these event ids were settled before (in the event log or refused)."""

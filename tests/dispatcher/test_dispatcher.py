@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from mes_edge.dispatcher import Dispatcher, Outcome, RawRejection, Status
 from mes_edge.dispatcher.replay import compare_states, rebuild_state, verify
-from mes_edge.domain import MachineState, OperationAction
+from mes_edge.domain import ConfirmationReversed, MachineState, OperationAction
 from mes_edge.store import Store
 from mes_edge.store.tables import confirmations, counter_checkpoints, events, rejected_events
 from tests import factory as f
@@ -201,6 +203,9 @@ async def test_replay_equals_live_state(db_url: str) -> None:
         live_rebuilt, count = await rebuild_state(store, f.rules())
         assert count == d.last_seq
         assert compare_states(d.state, live_rebuilt) == []
+        assert d.state.conf_map == {}  # the service keeps no confirmation in memory
+        stored = (await store.load()).state
+        assert stored.conf_map and compare_states(stored, live_rebuilt) == []
         report = await verify(store, f.rules())
         assert report.equal, report.differences
         assert report.events == count
@@ -233,4 +238,67 @@ async def test_a_resend_of_a_refused_event_gets_the_same_refusal(db_url: str) ->
         assert len(rows) == 1
     finally:
         await d.stop()
+        await store.close()
+
+
+def _reverse(order_id: str, confirmation_id: str, at: int = 0) -> ConfirmationReversed:
+    return ConfirmationReversed(event_id=f.eid("reverse"), order_id=order_id,
+                                confirmation_id=confirmation_id, reason="miscount",
+                                actor="sup", received_ts=f.T0 + timedelta(seconds=at))
+
+
+async def test_reversals_read_confirmations_back_from_the_database(db_url: str) -> None:
+    """The service keeps no confirmation in memory (a long-running order would carry one per
+    report for months): a reversal reads back the one it names, also after a restart, and
+    refuses a second reversal that only the database or the same batch knows of."""
+    store, d = await open_dispatcher(db_url)
+    try:
+        await d.process(f.order("1001", qty=50))
+        await d.process(f.start("1001", "0010", "PRESS-01"))
+        for i in range(1, 4):
+            await d.process(f.machine_count("PRESS-01", good=10, value=10 * i, at=i))
+        assert d.state.conf_map == {} and d.state.reversals == {}
+    finally:
+        await d.stop()
+        await store.close()
+    rows = await _confirmation_rows(db_url)
+    press = [r.confirmation_id for r in rows if r.op_no == "0010"]
+    assert len(press) == 3
+
+    store, d = await open_dispatcher(db_url)
+    try:
+        assert d.state.conf_map == {}
+        # After a restart: read back, applied, and memory empty again after the batch.
+        ok = await d.process(_reverse("1001", press[0], at=10))
+        assert ok.status == Status.ACCEPTED, ok
+        assert d.state.order("1001").operations[0].done.good == 20  # type: ignore[union-attr]
+        # The reversal is only in the database now: a second one is refused.
+        again = await d.process(_reverse("1001", press[0], at=11))
+        assert again.status == Status.REJECTED and "already reversed" in (again.reason or "")
+        # Two reversals of the same confirmation in one batch: the second is refused.
+        twice = await d.submit_many([_reverse("1001", press[1], at=12),
+                                     _reverse("1001", press[1], at=13)])
+        first, second = await asyncio.gather(*twice)
+        assert first.status == Status.ACCEPTED, first
+        assert second.status == Status.REJECTED and "already reversed" in (second.reason or "")
+        # A reversal cannot be reversed; a confirmation of another order is not found.
+        rows = await _confirmation_rows(db_url)
+        reversal = next(r.confirmation_id for r in rows if r.reverses == press[0])
+        r1 = await d.process(_reverse("1001", reversal, at=14))
+        assert r1.status == Status.REJECTED and "cannot be reversed" in (r1.reason or "")
+        r2 = await d.process(_reverse("9999", press[2], at=15))
+        assert r2.status == Status.REJECTED and "not found" in (r2.reason or "")
+        assert d.state.conf_map == {} and d.state.reversals == {}
+        report = await verify(store, f.rules())
+        assert report.equal, report.differences
+    finally:
+        await d.stop()
+        await store.close()
+
+
+async def _confirmation_rows(url: str) -> list[Any]:
+    store = await Store.open(url)
+    try:
+        return await store.rows(confirmations, order_by=[confirmations.c.cursor])
+    finally:
         await store.close()
