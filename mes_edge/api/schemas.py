@@ -332,7 +332,9 @@ class StationView(StationOut):
 
     current: StationItemOut | None = Field(description="the operation running on the work center")
     queue: list[StationItemOut] = Field(  # type: ignore[assignment]  # pydantic narrows it
-        description="running, paused, ready, waiting operations")
+        description="running, paused, ready, waiting operations: the first 50 of the queue")
+    queue_total: int = Field(0, description="operations in the whole queue (`queue` holds the "
+                                            "first 50; GET .../queue?offset= pages on)")
     micro_stop_s: float = Field(description="stops shorter than this ask for no reason")
     server_time: datetime = Field(description="the server's clock, to age open downtimes")
     unassigned: UnassignedOut | None = Field(description="machine counts no operation took")

@@ -33,7 +33,8 @@ from mes_edge.domain import (
 from mes_edge.domain.sequence import with_tolerance
 from mes_edge.store.tokens import find_operator
 
-#: The station view shows this many queue items (the queue endpoint pages through all).
+#: The station view shows this many queue items with the queue's length (`queue_total`); the
+#: queue endpoint pages through all, and so does the tablet.
 STATION_QUEUE_SHOWN = 50
 
 
@@ -81,12 +82,6 @@ def queue_page(state: MemoryState, work_center: str, offset: int = 0,
     orders at one work center, in queue order (index: no scan of all orders)."""
     total, keys = state.index.queue_page(work_center, offset, limit)
     return total, items_of(state, keys)
-
-
-def queue_of(state: MemoryState, work_center: str,
-             limit: int = STATION_QUEUE_SHOWN) -> list[StationItemOut]:
-    """The first `limit` operations of a work center's queue."""
-    return queue_page(state, work_center, 0, limit)[1]
 
 
 def current_of(state: MemoryState, work_center: str) -> StationItemOut | None:
@@ -157,11 +152,12 @@ async def station_out(request: Request, work_center: str) -> StationView:
     state: MemoryState = service.dispatcher.state
     config = next(w for w in service.settings.work_centers if w.id == work_center)
     wc = state.work_center(work_center)
+    queue_total, queue = queue_page(state, work_center)
     return StationView(
         work_center=work_center, name=config.name or work_center, counting=config.counting.value,
         machine_state=wc.machine_state.value if wc else "unknown", since=wc.since if wc else None,
         operator=await operator_of(request, work_center), current=current_of(state, work_center),
-        queue=queue_of(state, work_center), downtimes=downtimes_of(state, work_center),
+        queue=queue, queue_total=queue_total, downtimes=downtimes_of(state, work_center),
         scrap_reasons=_scrap_reasons_at(service, config),
         downtime_reasons=_reasons(service.settings.production.downtime_reasons),
         micro_stop_s=config.micro_stop_s, server_time=datetime.now(UTC),

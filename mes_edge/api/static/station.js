@@ -43,6 +43,7 @@ function render(st) {
   focusOp = st.current || st.queue.find((q) => q.status === "paused") || null;
   renderCurrent(focusOp);
   renderButtons(st);
+  if (queuePageNo > 0) loadQueuePage();  // a later page: fetched again, shown when here
   renderQueue(st);
 }
 
@@ -217,10 +218,63 @@ function renderButtons(st) {
   report.disabled = !focusOp;
 }
 
+// The station view brings the first QUEUE_PAGE operations of the queue and its length
+// (queue_total); further pages come from GET .../queue?offset=&limit= while one is shown. Pages
+// are slices of the queue; the operation shown as current (always the queue's first, running or
+// paused) is left out of the list, so the numbers count what the list shows.
+const QUEUE_PAGE = 50;
+const QUEUE_BACK_MS = 120000;  // an untouched later page goes back to the first one
+let queuePageNo = 0;
+let queuePage = null;  // { no, items } of the page shown when it is not the first
+let queueBackTimer = null;
+
+const loadQueuePage = coalesced(async () => {
+  const no = queuePageNo;
+  if (no === 0) { queuePage = null; renderQueue(station); return; }
+  const items = await api("GET", BASE + "/queue?offset=" + no * QUEUE_PAGE + "&limit=" + QUEUE_PAGE);
+  if (no !== queuePageNo) { loadQueuePage(); return; }
+  queuePage = { no, items };
+  renderQueue(station);
+}, 0);
+
+function showQueuePage(no) {
+  queuePageNo = Math.max(0, no);
+  clearTimeout(queueBackTimer);
+  if (queuePageNo > 0) queueBackTimer = setTimeout(() => showQueuePage(0), QUEUE_BACK_MS);
+  $("queue").parentElement.scrollTop = 0;
+  loadQueuePage();
+}
+$("queue-prev").addEventListener("click", () => showQueuePage(queuePageNo - 1));
+$("queue-next").addEventListener("click", () => showQueuePage(queuePageNo + 1));
+
+function queueShown(st) {
+  const total = st.queue_total ?? st.queue.length;
+  const lastNo = Math.max(0, Math.ceil(total / QUEUE_PAGE) - 1);
+  if (queuePageNo > lastNo) { showQueuePage(lastNo); }  // the queue got shorter
+  const first = st.queue[0];
+  const skip = first && focusOp && first.order_id === focusOp.order_id
+               && first.op_no === focusOp.op_no ? 1 : 0;
+  let items = skip ? st.queue.slice(1) : st.queue;
+  let start = 0;  // position (in what the list shows) of the page's first item
+  if (queuePageNo > 0) {
+    if (!queuePage || queuePage.no !== queuePageNo) return null;  // still loading
+    items = queuePage.items;
+    start = queuePageNo * QUEUE_PAGE - skip;
+  }
+  return { items, start, total: total - skip, paged: total > QUEUE_PAGE };
+}
+
 function renderQueue(st) {
-  const items = st.queue.filter((q) => !focusOp || q.order_id !== focusOp.order_id
-                                        || q.op_no !== focusOp.op_no);
-  $("queue-count").textContent = items.length;
+  const shown = queueShown(st);
+  if (!shown) return;
+  const { items, start, total, paged } = shown;
+  $("queue-count").textContent = paged && items.length
+    ? fill(T.queue_range, { first: fmtNum(start + 1), last: fmtNum(start + items.length),
+                            total: fmtNum(total) })
+    : fmtNum(items.length);
+  $("queue-pager").hidden = !paged;
+  $("queue-prev").disabled = queuePageNo === 0;
+  $("queue-next").disabled = (queuePageNo + 1) * QUEUE_PAGE >= (st.queue_total ?? 0);
   $("queue-empty").hidden = items.length > 0;
   $("queue").replaceChildren(...items.map((q) => {
     const ref = { order_id: q.order_id, op_no: q.op_no };
