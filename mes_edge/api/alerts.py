@@ -31,8 +31,12 @@ class AlertOut(BaseModel):
     details: dict[str, Any]
     raised_at: datetime
     cleared_at: datetime | None
-    acked_by: str | None
+    acked_by: str | None = Field(description="who acknowledged it: at a station tablet the "
+                                 "operator signed in there (badge), else the token's name")
     acked_at: datetime | None
+    acked_station: str | None = Field(
+        None, description="the station (work center) whose tablet acknowledged it; null: "
+        "acknowledged elsewhere (board, supervisor)")
     active: bool
 
 
@@ -71,15 +75,23 @@ async def ack_alert(
     principal: OperatorOrSupervisor,
 ) -> dict[str, Any]:
     """Acknowledge an alert: who and when are recorded (the first acknowledgement counts; it
-    stays active until its condition ends). Operators only at their own work centers."""
+    stays active until its condition ends). Operators only at their own work centers.
+
+    An operator token is a station tablet: the alert's work center is the station, and who
+    acknowledged is the operator signed in there (like the actor of the station's other writes;
+    with nobody signed in, the token's name). Supervisors and admins are recorded by name."""
     engine = _engine(service)
     row = await alert_store.get(engine.store, alert_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
-    if principal.role == Role.OPERATOR and (
-            row["work_center"] is None or not principal.may_act_on(row["work_center"])):
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            "operators acknowledge only the alerts of their work centers")
-    done = await engine.acknowledge(alert_id, principal.name)
+    station: str | None = None
+    by = principal.name
+    if principal.role == Role.OPERATOR:
+        station = row["work_center"]
+        if station is None or not principal.may_act_on(station):
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                "operators acknowledge only the alerts of their work centers")
+        by = service.operators.of(station) or principal.name
+    done = await engine.acknowledge(alert_id, by, station=station)
     assert done is not None
     return alert_view(done)

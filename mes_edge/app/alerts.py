@@ -11,6 +11,8 @@ What raises an alert (thresholds in `alerts.thresholds`, per work center in
   (`stalled_minutes` without one); not while the machine is down (that is machine_down).
 - scrap_rate: scrap / (good + scrap) above `scrap_rate_pct` over the last
   `scrap_window_minutes`, judged only with at least `scrap_min_quantity` parts in the window.
+  The window lives in memory, fed by commits, and is read back from the event log at start
+  (counts committed within the longest window), so it survives a restart.
 - machine_down: down longer than `down_minutes`.
 - reason_missing: a downtime longer than the work center's `micro_stop_s` still without a reason
   `reason_missing_minutes` after it began.
@@ -32,7 +34,7 @@ import enum
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -57,6 +59,9 @@ OPEN_OPS = frozenset({OperationStatus.WAITING, OperationStatus.READY, OperationS
 DOWNTIME_STATES = frozenset({MachineState.DOWN, MachineState.IDLE, MachineState.SETUP})
 #: Most count events kept per work center for the scrap-rate window (bounded memory).
 SCRAP_WINDOW_EVENTS = 10_000
+#: The scrap window restored at start reads counts committed this much before the window too:
+#: a count is committed after its source time, but a source clock may run a little ahead.
+SCRAP_RESTORE_SLACK = timedelta(minutes=5)
 
 
 class AlertKind(enum.StrEnum):
@@ -104,20 +109,43 @@ def alert_view(row: dict[str, Any]) -> dict[str, Any]:
         "subject": row["subject"], "message": row["message"], "details": row["details"],
         "raised_at": iso(row["raised_at"]), "cleared_at": iso(row["cleared_at"]),
         "acked_by": row["acked_by"], "acked_at": iso(row["acked_at"]),
+        "acked_station": row.get("acked_station"),
         "active": row["cleared_at"] is None,
     }
 
 
 class ScrapWindows:
-    """Good and scrap counts per work center over a rolling window (from committed events)."""
+    """Good and scrap counts per work center over a rolling window (from committed events).
+
+    Entries are kept in commit order with their event's seq, so the window restored from the
+    event log at start merges with counts committed meanwhile without counting one twice."""
 
     def __init__(self) -> None:
-        self._counts: dict[str, deque[tuple[datetime, int, int]]] = {}
+        self._counts: dict[str, deque[tuple[datetime, int, int, int]]] = {}
+        #: The newest seq read from the event log: a commit told after the read is not added
+        #: twice (the single writer commits in seq order, so everything up to it was read).
+        self._restored_upto = 0
 
-    def add(self, work_center: str, ts: datetime, good: int, scrap: int) -> None:
+    def add(self, work_center: str, ts: datetime, good: int, scrap: int, seq: int = 0) -> None:
+        if seq and seq <= self._restored_upto:
+            return
         if good or scrap:
             self._counts.setdefault(work_center, deque(maxlen=SCRAP_WINDOW_EVENTS)).append(
-                (ts, good, scrap))
+                (ts, good, scrap, seq))
+
+    def restore(self, counts: Iterable[tuple[int, str, datetime, int, int]]) -> None:
+        """Merge counts read from the event log, (seq, work center, ts, good, scrap), with
+        those already added: one entry per seq, in commit order."""
+        merged: dict[str, dict[int, tuple[datetime, int, int, int]]] = {}
+        for seq, wc, ts, good, scrap in counts:
+            self._restored_upto = max(self._restored_upto, seq)
+            if good or scrap:
+                merged.setdefault(wc, {})[seq] = (ts, good, scrap, seq)
+        for wc, found in merged.items():
+            for entry in self._counts.get(wc, ()):
+                found[entry[3]] = entry
+            self._counts[wc] = deque((found[s] for s in sorted(found)),
+                                     maxlen=SCRAP_WINDOW_EVENTS)
 
     def totals(self, work_center: str, since: datetime) -> tuple[int, int]:
         """(good, scrap) counted at or after `since` (older entries are forgotten)."""
@@ -126,7 +154,10 @@ class ScrapWindows:
             return 0, 0
         while window and window[0][0] < since:
             window.popleft()
-        return sum(g for _, g, _ in window), sum(s for _, _, s in window)
+        # An entry whose time is older than one behind it (clocks of different sources) is
+        # not counted either: the window is exactly [since, now].
+        inside = [(g, s) for ts, g, s, _ in window if ts >= since]
+        return sum(g for g, _ in inside), sum(s for _, s in inside)
 
 
 def _minutes(seconds: float) -> str:
@@ -193,8 +224,11 @@ class AlertRules:
 
     def _orders(self, state: MemoryState, now: datetime) -> list[Condition]:
         out: list[Condition] = []
-        for order in state.orders():
-            if order.due is None or order.status not in OPEN_ORDERS:
+        # Only open orders with an unfinished operation and a due date can be late: the WIP
+        # index knows them, so closed and finished orders kept in memory are never walked.
+        for order_id in state.index.open_orders_with_due():
+            order = state.order(order_id)
+            if order is None or order.due is None or order.status not in OPEN_ORDERS:
                 continue
             ops = [op for op in order.operations if op.status in OPEN_OPS]
             if not ops or not self.of(ops[0].work_center).late_enabled:
@@ -320,11 +354,17 @@ class AlertEngine:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.evaluations = 0
+        #: The scrap window still has to be read from the event log (done at start, retried
+        #: by the next evaluation if the database was away).
+        self._restore_scrap = True
 
     async def start(self) -> None:
-        """Load the active alerts, publish the retained lists, start the task."""
+        """Load the active alerts and the scrap windows, publish the retained lists, start
+        the task."""
         for row in await alert_store.active(self.store):
             self.active[row["dedupe_key"]] = row
+        with contextlib.suppress(Exception):  # logged there; the next evaluation retries
+            await self.restore_scrap_window()
         for wc in self.settings.work_centers:
             self._publish_current(wc.id)
         if self._task is None:
@@ -338,12 +378,29 @@ class AlertEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def restore_scrap_window(self, now: datetime | None = None) -> int:
+        """Fill the scrap windows from the counts of the event log committed within the
+        longest window (plus a slack for source clocks), so a restart neither forgets a high
+        scrap rate nor judges a fresh window as empty; returns how many counts were read."""
+        now = now or datetime.now(UTC)  # commit times are the wall clock's
+        longest = max([self.rules.plant.scrap_window_minutes]
+                      + [t.scrap_window_minutes for t in self.rules.thresholds.values()])
+        try:
+            counts = await alert_store.recent_counts(
+                self.store, now - timedelta(minutes=longest) - SCRAP_RESTORE_SLACK)
+        except Exception:
+            log.exception("reading the scrap-rate window from the event log failed; retrying")
+            raise
+        self.scrap.restore(counts)
+        self._restore_scrap = False
+        return len(counts)
+
     def on_commit(self, batch: CommittedBatch) -> None:
         """Dispatcher listener: counts feed the scrap window; any change is judged at once."""
-        for _, event in batch.events:
+        for seq, event in batch.events:
             if isinstance(event, QuantityReported):
                 self.scrap.add(event.work_center, event.source_ts or event.received_ts,
-                               event.good, sum(event.scrap.values()))
+                               event.good, sum(event.scrap.values()), seq)
         if batch.events or batch.work_centers or batch.orders:
             self._wake.set()
 
@@ -386,6 +443,8 @@ class AlertEngine:
     async def evaluate(self, now: datetime | None = None) -> None:
         """Judge every condition now; raise the new ones, clear those that ended."""
         async with self._lock:
+            if self._restore_scrap:
+                await self.restore_scrap_window()
             now = now or self.clock()
             self._watch_devices(now)
             await self._refresh_delivery_errors()
@@ -416,13 +475,15 @@ class AlertEngine:
                     self._publish_current(wc)
             self.evaluations += 1
 
-    async def acknowledge(self, alert_id: int, by: str) -> dict[str, Any] | None:
-        """Record who acknowledged an alert (None if there is no such alert); acknowledging
-        twice keeps the first."""
+    async def acknowledge(self, alert_id: int, by: str, *,
+                          station: str | None = None) -> dict[str, Any] | None:
+        """Record who acknowledged an alert, and at which station tablet (None: elsewhere);
+        None if there is no such alert; acknowledging twice keeps the first."""
         async with self._lock:
             now = self.clock()
             done = await alert_store.acknowledge(self.store, alert_id, by, now,
-                                                 self._outbox("acknowledged", now))
+                                                 self._outbox("acknowledged", now),
+                                                 station=station)
             if done is None:
                 return await alert_store.get(self.store, alert_id)
             row = done

@@ -1,16 +1,19 @@
-"""The history task of the service: WIP snapshots and retention with export (issue 14)."""
+"""The history task of the service: WIP snapshots and retention with export (issue 14), and
+the retention of delivered alert webhooks (issue 11)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mes_edge.config.settings import HistorySettings
 from mes_edge.dispatcher.replay import take_snapshot
 from mes_edge.domain import PlantRules
 from mes_edge.store import Store, history
+from mes_edge.store import alerts as alert_store
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,24 @@ async def history_round(store: Store, rules: PlantRules, cfg: HistorySettings, *
     return seq, purged_events, purged_rej
 
 
-async def history_loop(store: Store, rules: PlantRules, cfg: HistorySettings) -> None:
-    """Every `check_every_s`: a snapshot when `snapshot_every_s` has passed, then retention."""
+async def purge_webhooks(store: Store, keep_days: float | None,
+                         now: datetime | None = None) -> int:
+    """Delete the alert webhook messages delivered more than `keep_days` ago (None: keep
+    them); undelivered ones stay whatever their age. Returns how many were deleted."""
+    if keep_days is None:
+        return 0
+    cut = (now or datetime.now(UTC)) - timedelta(days=keep_days)
+    purged = await alert_store.purge_webhooks(store, cut)
+    if purged:
+        log.info("retention: purged %d alert webhook messages delivered before %s",
+                 purged, cut.isoformat())
+    return purged
+
+
+async def history_loop(store: Store, rules: PlantRules, cfg: HistorySettings, *,
+                       webhook_keep_days: float | None = None) -> None:
+    """Every `check_every_s`: a snapshot when `snapshot_every_s` has passed, then retention
+    (events, refusals, delivered alert webhooks older than `webhook_keep_days`)."""
     last_snapshot = time.monotonic()  # not at start: the service has just loaded its state
     while True:
         await asyncio.sleep(cfg.check_every_s)
@@ -50,3 +69,7 @@ async def history_loop(store: Store, rules: PlantRules, cfg: HistorySettings) ->
                     log.info("WIP snapshot taken after event %d", seq)
         except Exception:  # the database may be away; try again next round
             log.exception("history round (snapshot, retention) failed")
+        try:
+            await purge_webhooks(store, webhook_keep_days)
+        except Exception:  # the database may be away; try again next round
+            log.exception("alert webhook retention failed")

@@ -291,7 +291,8 @@ class EdgeService:
                                            f"{s.api.port}; see the log above")
                     await asyncio.sleep(0.02)
         self._spawn(self._retention_loop(), "retention")
-        self._spawn(history_loop(store, self.rules, s.history), "history")
+        self._spawn(history_loop(store, self.rules, s.history,
+                                 webhook_keep_days=s.alerts.webhook_keep_days), "history")
         self.oee_gauges = OeeGauges(store, self.progress, [w.id for w in s.work_centers],
                                     s.production.oee_gauges_every_s)
         self._spawn(self.oee_gauges.run(), "oee-gauges")

@@ -305,6 +305,10 @@ class AlertSettings(Strict):
         5.0, gt=0, le=300, description="how often the time-based alert kinds are evaluated")
     thresholds: AlertThresholds = Field(default_factory=lambda: AlertThresholds())
     webhooks: list[WebhookSettings] = Field(default_factory=list)
+    webhook_keep_days: float | None = Field(
+        7.0, gt=0, description="delivered webhook messages are deleted this many days after "
+        "delivery (by the history task, every `history.check_every_s`); undelivered ones are "
+        "kept until delivered; null: keep forever")
 
 
 class WorkCenterSettings(Strict):

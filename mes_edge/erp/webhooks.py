@@ -5,6 +5,8 @@ own transaction, one row per destination. One owned task per destination sends i
 order they were written: a message is sent again (same `webhook-id`, new timestamp and
 signature) after a backoff until the receiver answers 2xx, and the messages behind it wait, so
 each receiver sees the events in order and none is dropped. A restart resumes from the table.
+Delivered rows are deleted `alerts.webhook_keep_days` after delivery by the history task
+(app/history.py); an undelivered row is never deleted (there is no giving up).
 
 Headers: `webhook-id` (the message id, stable across retries: receivers dedup by it),
 `webhook-timestamp` (integer seconds of this attempt) and `webhook-signature`:

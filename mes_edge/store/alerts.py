@@ -7,10 +7,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, desc, func, select, update
+from sqlalchemy import and_, delete, desc, func, select, update
 
 from mes_edge.store.repository import Store
-from mes_edge.store.tables import alert_webhooks, alerts
+from mes_edge.store.tables import alert_webhooks, alerts, events
+
+#: The event-log type of counts (QuantityReported.kind; the store does not import the domain).
+QUANTITY_REPORTED = "quantity_reported"
+#: Rows deleted per transaction by the webhook retention (short write locks on SQLite).
+PURGE_BATCH = 5000
 
 #: Builds the outbox rows of one alert change from the alert row as committed:
 #: [(destination, message_id, payload), ...].
@@ -62,9 +67,11 @@ async def clear(store: Store, alert_id: int, at: datetime,
 
 
 async def acknowledge(store: Store, alert_id: int, by: str, at: datetime,
-                      outbox: Outbox) -> dict[str, Any] | None:
-    """Someone saw it: acked_by / acked_at (the first acknowledgement counts)."""
-    return await change(store, alert_id, {"acked_by": by, "acked_at": at}, outbox, at,
+                      outbox: Outbox, *, station: str | None = None) -> dict[str, Any] | None:
+    """Someone saw it: acked_by / acked_at, and the station it was acknowledged at (None:
+    not at a station tablet); the first acknowledgement counts."""
+    return await change(store, alert_id, {"acked_by": by, "acked_at": at,
+                                          "acked_station": station}, outbox, at,
                         only_if=alerts.c.acked_at.is_(None))
 
 
@@ -120,3 +127,49 @@ async def mark_webhook(store: Store, message: int, attempts: int, *,
         await conn.execute(update(alert_webhooks).where(alert_webhooks.c.id == message)
                            .values(attempts=attempts, delivered_at=delivered_at,
                                    last_error=error))
+
+
+async def recent_counts(store: Store, committed_since: datetime
+                        ) -> list[tuple[int, str, datetime, int, int]]:
+    """Counts of the event log committed at or after `committed_since`, in commit order:
+    (seq, work center, source time or else receive time, good, scrap). Bounded by the commit
+    time index, never a scan of the whole log (the scrap-rate window after a restart)."""
+    query = (select(events.c.seq, events.c.work_center, events.c.source_ts,
+                    events.c.received_ts, events.c.payload)
+             .where(events.c.committed_at >= committed_since,
+                    events.c.type == QUANTITY_REPORTED)
+             .order_by(events.c.seq))
+    out: list[tuple[int, str, datetime, int, int]] = []
+    async with store.engine.connect() as conn:
+        for r in await conn.execute(query):
+            if r.work_center is None:
+                continue
+            payload = r.payload or {}
+            scrap = payload.get("scrap") or {}
+            out.append((int(r.seq), str(r.work_center), r.source_ts or r.received_ts,
+                        int(payload.get("good") or 0), sum(int(q) for q in scrap.values())))
+    return out
+
+
+async def purge_webhooks(store: Store, delivered_before: datetime) -> int:
+    """Delete webhook messages delivered before `delivered_before` (per destination, by the
+    (destination, delivered_at) index, in batches); undelivered ones are never deleted.
+    Returns how many were deleted."""
+    async with store.engine.connect() as conn:
+        destinations = [str(d) for d in await conn.scalars(
+            select(alert_webhooks.c.destination).distinct())]
+    purged = 0
+    for destination in destinations:
+        while True:
+            batch = (select(alert_webhooks.c.id)
+                     .where(alert_webhooks.c.destination == destination,
+                            alert_webhooks.c.delivered_at.is_not(None),
+                            alert_webhooks.c.delivered_at < delivered_before)
+                     .limit(PURGE_BATCH).scalar_subquery())
+            async with store.transaction() as conn:
+                done = await conn.execute(delete(alert_webhooks)
+                                          .where(alert_webhooks.c.id.in_(batch)))
+            purged += done.rowcount
+            if done.rowcount < PURGE_BATCH:
+                break
+    return purged

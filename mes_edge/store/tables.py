@@ -288,6 +288,7 @@ alerts = Table(
     Column("cleared_at", UtcDateTime),
     Column("acked_by", String(200)),
     Column("acked_at", UtcDateTime),
+    Column("acked_station", Code),  # the station tablet it was acknowledged at (0010)
     Index("ix_alerts_dedupe_key", "dedupe_key"),
     Index("ix_alerts_cleared_at", "cleared_at"),
 )
