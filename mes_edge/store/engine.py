@@ -46,6 +46,18 @@ def json_serializer(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+#: Connections kept open in the pool. Every API request takes one (the token lookup), so the
+#: pool must cover the requests that run at once: when it was 5 (+5 overflow) and a dozen
+#: stations posted at the same time, connections beyond the pool were opened and closed again
+#: all the time - on PostgreSQL a new server session about every fifth transaction, each a new
+#: asyncpg connection with its own codecs and statement cache, and the service's RSS grew with
+#: the churn (issue 14). Connections are opened on demand and then kept, so an idle service
+#: keeps only what its busiest moment needed.
+POOL_SIZE = 20
+#: Opened beyond POOL_SIZE for a burst and closed when returned.
+MAX_OVERFLOW = 10
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine for the URL, with the durability settings of this project."""
     u = normalise_url(url)
@@ -54,8 +66,8 @@ def create_engine(url: str) -> AsyncEngine:
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
             u,
-            pool_size=4,
-            max_overflow=4,
+            pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW,
             json_serializer=json_serializer,
             json_deserializer=orjson.loads,
         )
@@ -63,8 +75,8 @@ def create_engine(url: str) -> AsyncEngine:
         return engine
     return create_async_engine(
         u,
-        pool_size=5,
-        max_overflow=5,
+        pool_size=POOL_SIZE,
+        max_overflow=MAX_OVERFLOW,
         pool_pre_ping=True,
         json_serializer=json_serializer,
         json_deserializer=orjson.loads,
