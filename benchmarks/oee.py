@@ -1,19 +1,41 @@
-"""OEE benchmark (issue 11): rollup queries against a plain SQL aggregate over the raw rows.
+"""OEE benchmark (issue 11): rollup queries against a plain SQL aggregate over the raw rows, and
+the supervisor board's refresh for that plant.
 
     python -m benchmarks.oee [--quick] [--pg-url URL] [--work-centers N] [--days D]
+                             [--fill direct|dispatcher] [--verify | --no-verify] [--no-board]
 
-A plant of 50 work centers (--quick: 20) runs for 30 days (--quick: 7): per work center a state
-change every 2 minutes and a count event every 10 seconds on average (random gaps of 0.5x to
-1.5x the mean, seeded). Every event goes through the real dispatcher (timeline and 15-minute
-rollups written in the event's transaction), on SQLite and on PostgreSQL (a throwaway server on
-a free port unless --pg-url). The same state changes and counts also go into two plain tables
-(bench_states, bench_counts, indexed on work center + time).
+A plant of 50 work centers (--quick: 20) runs for 30 days (--quick: 7) up to the start of the
+run: per work center a state change every 2 minutes and a count event every 10 seconds on
+average (random gaps of 0.5x to 1.5x the mean, seeded). The plant is one plant file (work
+centers counted by the machine, ideal cycle 4 s, micro-stops under 60 s, no calendar: planned
+around the clock); the benchmark's rules and the service's come from it. Every event is decided
+by the dispatcher's code (timeline and 15-minute rollups in the event's transaction), on SQLite
+and on PostgreSQL (a throwaway server on a free port unless --pg-url):
 
-Then, per work center (the first one) and for the plant, for a shift (8 h), a day and the whole
-span (30 days; 7 with --quick): the time of the OEE report (`store.oee_report.report`: reads the
-rollups and the open spans, never the raw events) and of a plain SQL aggregate over the raw rows
-(run time by a window over the state changes, good and scrap summed) answering the same
-question. Medians of 3 runs. The last line printed is one JSON object with every figure.
+- `--fill direct` (default): the dispatcher's `BatchBuilder` and `Store.commit_batch` without
+  the dispatcher's queue, batches of 5,000, deciding the next batch while the previous one
+  commits (benchmarks/oee_fill.py says why the rows are the same). Every run first fills a small
+  plant both ways and compares every row of every table the batch writes.
+- `--fill dispatcher`: every event through a running Dispatcher (the reference; slower).
+
+The same state changes and counts also go into two plain tables (bench_states, bench_counts,
+indexed on work center + time).
+
+Then:
+1. `--verify` (default with --quick): the timeline and the rollups are rebuilt from the whole
+   event log and compared with the stored rows (`mes-edge db verify`'s progress check).
+2. Per work center (the first one) and for the plant, for a shift (8 h), a day and the whole
+   span: the time of the OEE report (`store.oee_report.report`: reads the rollups and the open
+   spans, never the raw events) and of a plain SQL aggregate over the raw rows (run time by a
+   window over the state changes, good and scrap summed) answering the same question. Medians
+   of 3 runs; the two must agree on run time, good and scrap.
+3. The board: `mes-edge run` on the filled database (the same plant file), and the requests the
+   board page makes on a refresh, each alone and all at once (benchmarks/oee_board.py); goal:
+   the refresh under 1 s. The site time zone is chosen so that the board's window (the local
+   day so far, there being no calendar) is at least 22 h long; without a calendar the zone
+   changes no stored row.
+
+The last line printed is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -21,124 +43,66 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, text
+from sqlalchemy import text
 
-from mes_edge.dispatcher import Dispatcher, Status
-from mes_edge.domain import (
-    ConfirmationPolicy,
-    CountingSource,
-    Event,
-    MachineState,
-    MachineStateChanged,
-    PlantRules,
-    QuantityReported,
+from benchmarks.oee_fill import (
+    COUNT_MEAN_S,
+    STATE_MEAN_S,
+    Plant,
+    fill_direct,
+    fill_dispatcher,
+    same_rows,
 )
-from mes_edge.domain.progress import ProgressRules, WorkCenterPlan
+from mes_edge.app.plant import plant_rules
+from mes_edge.app.progress import progress_rules
+from mes_edge.config import parse_settings
+from mes_edge.domain import PlantRules
+from mes_edge.domain.progress import BUCKET, ProgressRules
 from mes_edge.store import Store
 from mes_edge.store.oee_report import report
 
-START = datetime(2025, 3, 1, tzinfo=UTC)
-STATE_MEAN_S = 120.0
-COUNT_MEAN_S = 10.0
-#: Running most of the time, like a line: the next state after a stop is running.
-STOPS = (MachineState.IDLE, MachineState.DOWN, MachineState.SETUP, MachineState.BLOCKED)
 
-raw = MetaData()
-bench_states = Table("bench_states", raw, Column("wc", String(40), nullable=False),
-                     Column("ts_s", Float, nullable=False), Column("state", String(16)),
-                     Index("ix_bench_states", "wc", "ts_s"))
-bench_counts = Table("bench_counts", raw, Column("wc", String(40), nullable=False),
-                     Column("ts_s", Float, nullable=False), Column("good", Integer),
-                     Column("scrap", Integer), Index("ix_bench_counts", "wc", "ts_s"))
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def plant(work_centers: int) -> tuple[list[str], PlantRules, ProgressRules]:
+def board_timezone(at: datetime) -> str:
+    """A fixed-offset zone in which `at` is between 22:00 and 23:00 local time (so the board's
+    "local day so far" is at least 22 h long)."""
+    offset = (22 - at.hour) % 24
+    if offset > 14:
+        offset -= 24
+    # Etc/GMT-N is UTC+N (POSIX signs).
+    return "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def plant_doc(wcs: list[str], db_url: str, tz: str = "UTC") -> dict[str, Any]:
+    """The plant file: machine-counted work centers, ideal cycle 4 s, micro-stops under 60 s,
+    no calendar (planned around the clock), no periodic confirmations (no orders run)."""
+    return {
+        "site": "oee-bench",
+        "site_timezone": tz,
+        "database": {"url": db_url},
+        "production": {"confirmation": {"every_units": None, "every_seconds": None}},
+        "work_centers": [{"id": w, "counting": "machine", "ideal_cycle_s": 4.0,
+                          "micro_stop_s": 60} for w in wcs],
+    }
+
+
+def plant(work_centers: int, db_url: str = "sqlite://") -> tuple[list[str], PlantRules,
+                                                                 ProgressRules]:
     wcs = [f"WC-{i:02d}" for i in range(work_centers)]
-    rules = PlantRules(work_centers=dict.fromkeys(wcs, CountingSource.MACHINE),
-                       policy=ConfirmationPolicy(every_units=None))
-    # No calendar: planned around the clock, so "a shift" is any 8 h on 15-minute bounds.
-    progress = ProgressRules({w: WorkCenterPlan(micro_stop_s=60, ideal_cycle_s=4.0)
-                              for w in wcs})
-    return wcs, rules, progress
-
-
-def hour_of_events(wcs: list[str], hour: int, rng: random.Random,
-                   nxt: dict[tuple[str, str], float], current: dict[str, MachineState],
-                   ) -> tuple[list[Event], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The events of one hour of the plant in time order, and the same as raw rows."""
-    end = (hour + 1) * 3600.0
-    timed: list[tuple[float, int, Event]] = []
-    states: list[dict[str, Any]] = []
-    counted: list[dict[str, Any]] = []
-    base = START.timestamp()
-    for w in wcs:
-        while nxt[(w, "state")] < end:
-            t = nxt[(w, "state")]
-            s = (rng.choice(STOPS) if current[w] is MachineState.RUNNING
-                 else MachineState.RUNNING)
-            current[w] = s
-            ts = START + timedelta(seconds=t)
-            timed.append((t, len(timed), MachineStateChanged(
-                event_id=f"{w}/s/{t:.3f}", work_center=w, state=s, source="bench",
-                source_ts=ts)))
-            states.append({"wc": w, "ts_s": base + t, "state": s.value})
-            nxt[(w, "state")] = t + STATE_MEAN_S * rng.uniform(0.5, 1.5)
-        while nxt[(w, "count")] < end:
-            t = nxt[(w, "count")]
-            good, scrap = rng.randint(1, 3), (1 if rng.random() < 0.03 else 0)
-            timed.append((t, len(timed), QuantityReported(
-                event_id=f"{w}/c/{t:.3f}", work_center=w, by=CountingSource.MACHINE, good=good,
-                scrap={"bench": scrap} if scrap else {}, source="bench",
-                source_ts=START + timedelta(seconds=t))))
-            counted.append({"wc": w, "ts_s": base + t, "good": good, "scrap": scrap})
-            nxt[(w, "count")] = t + COUNT_MEAN_S * rng.uniform(0.5, 1.5)
-    timed.sort(key=lambda x: (x[0], x[1]))
-    return [e for _, _, e in timed], states, counted
-
-
-async def fill(url: str, wcs: list[str], rules: PlantRules, progress: ProgressRules,
-               days: int) -> tuple[Store, dict[str, float]]:
-    """Every event through the real dispatcher (and the raw tables); the store stays open."""
-    store = await Store.open(url)
-    async with store.engine.begin() as conn:
-        await conn.run_sync(raw.create_all)
-    d = Dispatcher(store, rules, progress=progress)
-    await d.start()
-    rng = random.Random(11)
-    nxt = {(w, k): rng.uniform(0, m) for w in wcs
-           for k, m in (("state", STATE_MEAN_S), ("count", COUNT_MEAN_S))}
-    current = dict.fromkeys(wcs, MachineState.UNKNOWN)
-    n = 0
-    t0 = time.perf_counter()
-    try:
-        futures: list[asyncio.Future[Any]] = []
-        for hour in range(days * 24):
-            events, states, counted = hour_of_events(wcs, hour, rng, nxt, current)
-            for i in range(0, len(events), 200):  # the bounded queue makes us wait when full
-                futures.extend(await d.submit_many(events[i:i + 200]))
-            async with store.engine.begin() as conn:
-                await conn.execute(bench_states.insert(), states)
-                await conn.execute(bench_counts.insert(), counted)
-            n += len(events)
-            if hour % 6 == 5 or hour == days * 24 - 1:  # settle a few hours at a time
-                outcomes = await asyncio.gather(*futures)
-                futures.clear()
-                bad = [o for o in outcomes if o.status != Status.ACCEPTED]
-                if bad:
-                    raise RuntimeError(f"{len(bad)} events not accepted, first: {bad[0]}")
-    finally:
-        await d.stop()
-    elapsed = time.perf_counter() - t0
-    return store, {"events": n, "fill_s": round(elapsed, 1),
-                   "fill_events_per_s": round(n / elapsed)}
+    settings = parse_settings(plant_doc(wcs, db_url))
+    return wcs, plant_rules(settings), progress_rules(settings)
 
 
 def _baseline_sql(dialect: str, plant_wide: bool) -> str:
@@ -168,12 +132,12 @@ async def _median_ms(fn: Callable[[], Awaitable[Any]], runs: int = 3) -> tuple[f
     return round(statistics.median(times), 1), out
 
 
-async def queries(store: Store, wcs: list[str], progress: ProgressRules, days: int
-                  ) -> dict[str, Any]:
+async def queries(store: Store, wcs: list[str], progress: ProgressRules, start: datetime,
+                  days: int) -> dict[str, Any]:
     """Rollup report vs raw aggregate, per work center and plant, shift / day / whole span."""
-    end = START + timedelta(days=days)
+    end = start + timedelta(days=days)
     spans = {"shift": (end - timedelta(hours=16), end - timedelta(hours=8)),
-             "day": (end - timedelta(days=1), end), f"{days}d": (START, end)}
+             "day": (end - timedelta(days=1), end), f"{days}d": (start, end)}
     dialect = store.engine.dialect.name
     out: dict[str, Any] = {}
     for scope, members in (("wc", wcs[:1]), ("plant", wcs)):
@@ -207,41 +171,127 @@ async def queries(store: Store, wcs: list[str], progress: ProgressRules, days: i
     return out
 
 
-async def one_database(url: str, work_centers: int, days: int) -> dict[str, Any]:
-    wcs, rules, progress = plant(work_centers)
-    store, filled = await fill(url, wcs, rules, progress, days)
+async def verify(store: Store, rules: PlantRules, progress: ProgressRules) -> dict[str, Any]:
+    """`mes-edge db verify`'s progress check: rebuild spans and buckets from the whole log."""
+    from mes_edge.dispatcher.replay import verify_progress
+
+    t0 = time.perf_counter()
+    rep = await verify_progress(store, rules, progress)
+    out = {"equal": rep.equal, "events": rep.events, "spans": rep.spans,
+           "buckets": rep.buckets, "differences": len(rep.differences), "skipped": rep.skipped,
+           "verify_s": round(time.perf_counter() - t0, 1)}
+    if not rep.equal:
+        raise RuntimeError(f"stored timeline/rollups differ from the replay: "
+                           f"{rep.skipped or rep.differences[:3]}")
+    return out
+
+
+async def one_database(name: str, url: str, work_centers: int, days: int, start: datetime,
+                       how: str, check: bool, board: bool, work: Path) -> dict[str, Any]:
+    wcs, rules, progress = plant(work_centers, url)
+    store = await Store.open(url)
+    out: dict[str, Any] = {}
     try:
+        log(f"{name}: filling {work_centers} work centers x {days} days ({how})")
+        fill = fill_direct if how == "direct" else fill_dispatcher
+        out.update(await fill(store, Plant(wcs, start, days), rules, progress,
+                              progress_cb=lambda m: log(f"{name}: {m}")))
+        log(f"{name}: filled: {out}")
         async with store.engine.connect() as conn:
-            buckets = (await conn.execute(text("SELECT COUNT(*) FROM oee_buckets"))).scalar()
-            spans = (await conn.execute(text("SELECT COUNT(*) FROM state_intervals"))).scalar()
-        return {**filled, "oee_buckets": buckets, "state_intervals": spans,
-                **await queries(store, wcs, progress, days)}
+            out["oee_buckets"] = (await conn.execute(text("SELECT COUNT(*) FROM oee_buckets"))
+                                  ).scalar()
+            out["state_intervals"] = (await conn.execute(
+                text("SELECT COUNT(*) FROM state_intervals"))).scalar()
+        if check:
+            log(f"{name}: verifying the rollups against a replay of the log")
+            out["verify"] = await verify(store, rules, progress)
+            log(f"{name}: verify {out['verify']}")
+        out.update(await queries(store, wcs, progress, start, days))
+        log(f"{name}: queries done")
     finally:
         await store.close()
+    if board:
+        from benchmarks.oee_board import board_refresh
+
+        tz = board_timezone(datetime.now(UTC))
+        out["board"] = {"site_timezone": tz,
+                        **await board_refresh(plant_doc(wcs, url, tz), work)}
+        log(f"{name}: board {out['board']}")
+    return out
 
 
-async def run(work_centers: int, days: int, pg_url: str | None) -> dict[str, Any]:
+async def run(work_centers: int, days: int, pg_url: str | None, how: str, check: bool,
+              board: bool, backends: list[str]) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    end = datetime.fromtimestamp(now.timestamp() // BUCKET.total_seconds()
+                                 * BUCKET.total_seconds(), UTC)
+    start = end - timedelta(days=days)
     result: dict[str, Any] = {"benchmark": "oee", "work_centers": work_centers, "days": days,
+                              "from": start.isoformat(), "to": end.isoformat(),
                               "state_change_every_s": STATE_MEAN_S,
-                              "count_every_s": COUNT_MEAN_S}
+                              "count_every_s": COUNT_MEAN_S, "fill": how}
+    wcs, rules, progress = plant(3)
+    t0 = time.perf_counter()
+    result["same_rows_as_dispatcher"] = {
+        **await same_rows(lambda: Plant(wcs, start, 0.5), rules, progress),
+        "s": round(time.perf_counter() - t0, 1)}
+    log(f"direct fill == dispatcher fill: {result['same_rows_as_dispatcher']}")
     with tempfile.TemporaryDirectory() as tmp:
-        result["sqlite"] = await one_database(f"sqlite+aiosqlite:///{tmp}/oee.db",
-                                              work_centers, days)
-    pg_server = None
-    if pg_url is None:
-        from tests.servers import PostgresServer
+        work = Path(tmp)
+        if "sqlite" in backends:
+            result["sqlite"] = await one_database(
+                "sqlite", f"sqlite+aiosqlite:///{tmp}/oee.db", work_centers, days, start,
+                how, check, board, work)
+        if "postgresql" in backends:
+            pg_server = None
+            try:
+                if pg_url is None:
+                    from tests.servers import PostgresServer
 
-        pg_server = PostgresServer()
-        pg_server.start()
-        pg_url = pg_server.create_database("oee")
-    try:
-        result["postgresql"] = await one_database(pg_url, work_centers, days)
-    except Exception as exc:  # reported, not hidden: the SQLite figures still stand
-        result["postgresql"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
-    finally:
-        if pg_server is not None:
-            pg_server.stop()
+                    pg_server = PostgresServer()
+                    pg_server.start()
+                    pg_url = pg_server.create_database("oee")
+                result["postgresql"] = await one_database(
+                    "postgresql", pg_url, work_centers, days, start, how, check, board, work)
+            except Exception as exc:  # reported, not hidden: the SQLite figures still stand
+                log(f"postgresql failed: {exc!r}")
+                result["postgresql"] = {"error": f"{type(exc).__name__}: "
+                                                 f"{str(exc).splitlines()[0]}"}
+            finally:
+                if pg_server is not None:
+                    pg_server.stop()
     return result
+
+
+def _table(result: dict[str, Any]) -> None:
+    for db in ("sqlite", "postgresql"):
+        r = result.get(db)
+        if r is None:
+            continue
+        if "error" in r:
+            print(f"{db}: failed: {r['error']}")
+            continue
+        print(f"{db}: {r['events']} events in {r['fill_s']} s ({r['fill_events_per_s']}/s, "
+              f"{r['fill']}), {r['oee_buckets']} buckets, {r['state_intervals']} spans")
+        if "verify" in r:
+            v = r["verify"]
+            print(f"  verify (replay of the log): equal={v['equal']}, {v['spans']} spans, "
+                  f"{v['buckets']} buckets, {v['verify_s']} s")
+        print(f"  {'span':<8} {'wc rollup':>10} {'wc raw':>10} {'plant rollup':>13} "
+              f"{'plant raw':>10}   (ms)")
+        for span in ("shift", "day", f"{result['days']}d"):
+            print(f"  {span:<8} {r[f'wc_{span}_rollup_ms']:>10} {r[f'wc_{span}_raw_sql_ms']:>10}"
+                  f" {r[f'plant_{span}_rollup_ms']:>13} {r[f'plant_{span}_raw_sql_ms']:>10}")
+        b = r.get("board")
+        if b:
+            print(f"  board refresh (4 requests at once): {b['board_refresh_s']} s "
+                  f"(goal < {b['goal_s']} s: {'met' if b['goal_met'] else 'NOT met'}), "
+                  f"max {b['board_refresh_max_s']} s, service CPU "
+                  f"{b['board_refresh_service_cpu_s']} s, {b['rounds']} rounds")
+            for k, q in b["requests"].items():
+                extra = {x: y for x, y in q.items() if x not in ("median_s", "service_cpu_s")}
+                print(f"    {k:<15} {q['median_s']:>7} s alone (service CPU "
+                      f"{q['service_cpu_s']} s)  {extra}")
 
 
 def main() -> None:
@@ -252,21 +302,20 @@ def main() -> None:
     p.add_argument("--work-centers", type=int, default=None, help="override (default 50)")
     p.add_argument("--days", type=int, default=None, help="override (default 30)")
     p.add_argument("--pg-url", default=None, help="an empty PostgreSQL database to fill")
+    p.add_argument("--fill", choices=("direct", "dispatcher"), default="direct")
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
+                   help="replay the log and compare the rollups (default: with --quick)")
+    p.add_argument("--no-board", action="store_true", help="skip the board refresh")
+    p.add_argument("--backend", action="append", choices=("sqlite", "postgresql"),
+                   help="only these databases (default both)")
     args = p.parse_args()
     wcs = args.work_centers or (20 if args.quick else 50)
     days = args.days or (7 if args.quick else 30)
-    result = asyncio.run(run(wcs, days, args.pg_url))
-    for db in ("sqlite", "postgresql"):
-        r = result[db]
-        if "error" in r:
-            print(f"{db}: failed: {r['error']}")
-            continue
-        print(f"{db}: {r['events']} events in {r['fill_s']} s "
-              f"({r['fill_events_per_s']}/s), {r['oee_buckets']} buckets")
-        for k, v in r.items():
-            if k.endswith("_ms"):
-                print(f"  {k}: {v}")
-    print(json.dumps(result))
+    check = args.quick if args.verify is None else args.verify
+    result = asyncio.run(run(wcs, days, args.pg_url, args.fill, check, not args.no_board,
+                             args.backend or ["sqlite", "postgresql"]))
+    _table(result)
+    print(json.dumps(result, default=str))
 
 
 if __name__ == "__main__":

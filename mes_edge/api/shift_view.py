@@ -1,23 +1,27 @@
 """The running shift of a work center as the board and the tablet draw it (issue 11).
 
-One read per work center: the shift (or, without a calendar, the local day) up to now, its
-A / P / Q / OEE summed exactly like `GET /api/v1/oee` (the 15-minute rollups plus the open span;
-the window ends at now, and nothing is booked after now, so the last bucket is whole), the state
-timeline clipped to the window with reasons, and the stops of planned time grouped by reason
-(the Pareto). With a calendar and no shift running it shows the last shift of the past two days.
+Per work center: the shift (or, without a calendar, the local day) up to now, its A / P / Q /
+OEE summed exactly like `GET /api/v1/oee` (the 15-minute rollups plus the open span; the window
+ends at now, and nothing is booked after now, so the last bucket is whole), the state timeline
+clipped to the window with reasons, and the stops of planned time grouped by reason (the
+Pareto). With a calendar and no shift running it shows the last shift of the past two days.
+Three reads for all the work centers together: the open spans, every timeline in its window,
+every window's rollup buckets.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
 from mes_edge.domain.calendar import ShiftInstance, shift_at, shifts_between
-from mes_edge.domain.progress import BUCKET, ProgressRules, span_totals, totals
+from mes_edge.domain.progress import BUCKET, BucketTotals, ProgressRules, span_totals, totals
 from mes_edge.domain.progress import StateSpan as Span
 from mes_edge.store.oee_report import Group, row
-from mes_edge.store.progress import bucket_sums, open_spans, spans
+from mes_edge.store.progress import bucket_rows, open_spans, timelines
 from mes_edge.store.repository import Store
 
 #: Reasons on the Pareto chart; the rest is summed as "other reasons".
@@ -56,13 +60,19 @@ def window(rules: ProgressRules, work_center: str, now: datetime
     return _shift_out(last, False), last.start, last.end
 
 
-async def figures(store: Store, rules: ProgressRules, work_center: str, lo: datetime,
-                  hi: datetime, now: datetime, opened: list[Span]) -> dict[str, Any] | None:
-    """OEE of [lo, hi) (hi <= now), or None when the rollups cannot answer it exactly."""
+def figure_window(lo: datetime, hi: datetime, now: datetime) -> tuple[datetime, datetime] | None:
+    """The rollup buckets [lo, end) that answer the figures of [lo, hi) (hi <= now), or None
+    when the rollups cannot answer it exactly (bounds off the 15-minute grid)."""
     if not lo < hi or not _aligned(lo) or (hi < now and not _aligned(hi)):
         return None
-    end = lo + -(-(hi - lo) // BUCKET) * BUCKET  # the bucket holding `hi` (all booked <= now)
-    parts = [r.totals for r in await bucket_sums(store, lo, end, work_center=work_center)]
+    return lo, lo + -(-(hi - lo) // BUCKET) * BUCKET  # the bucket holding `hi` (all booked <= now)
+
+
+def figures_of(rules: ProgressRules, work_center: str, lo: datetime, hi: datetime,
+               now: datetime, buckets: list[BucketTotals], opened: list[Span]
+               ) -> dict[str, Any]:
+    """OEE of [lo, hi) from its rollup buckets (figure_window) plus the open span up to now."""
+    parts = list(buckets)
     for s in opened:
         a, b = max(s.start, lo), min(now, hi)
         if s.work_center == work_center and a < b:
@@ -71,6 +81,16 @@ async def figures(store: Store, rules: ProgressRules, work_center: str, lo: date
     planned = sum((i.duration for i in rules.planned(work_center, lo, hi)), timedelta())
     return row(work_center, Group(lo, hi), totals(rules, planned // timedelta(microseconds=1),
                                                   parts))
+
+
+async def figures(store: Store, rules: ProgressRules, work_center: str, lo: datetime,
+                  hi: datetime, now: datetime, opened: list[Span]) -> dict[str, Any] | None:
+    """OEE of [lo, hi) (hi <= now), or None when the rollups cannot answer it exactly."""
+    w = figure_window(lo, hi, now)
+    if w is None:
+        return None
+    found = (await bucket_rows(store, {work_center: w}))[work_center]
+    return figures_of(rules, work_center, lo, hi, now, [r.totals for r in found], opened)
 
 
 def pareto(stops: list[dict[str, Any]], lo: datetime, hi: datetime) -> list[dict[str, Any]]:
@@ -102,32 +122,92 @@ def pareto(stops: list[dict[str, Any]], lo: datetime, hi: datetime) -> list[dict
     return bars
 
 
-async def work_center_view(store: Store, rules: ProgressRules, work_center: str, name: str,
-                           now: datetime, opened: list[Span], downtime_out: DowntimeOut
-                           ) -> dict[str, Any]:
-    """Shift, figures, timeline and Pareto of one work center."""
-    shift, lo, hi = window(rules, work_center, now)
-    found = await spans(store, lo, hi, work_centers=[work_center]) if lo < hi else []
+@dataclass
+class _Kept:
+    """One work center's window as read and drawn before (see `_read_timelines`)."""
+
+    lo: datetime
+    seen: int = 0  # the newest updated_seq read
+    spans: dict[datetime, tuple[Span, int]] = field(default_factory=dict)  # by start
+    #: start -> (updated_seq, timeline entry, stop) of closed spans wholly inside the window:
+    #: drawn once, the same until the span changes (a closed span no longer depends on now).
+    drawn: dict[datetime, tuple[int, dict[str, Any], dict[str, Any] | None]] = field(
+        default_factory=dict)
+
+
+#: Per store, per work center: what the last board or tablet refresh read. A refresh every few
+#: seconds re-reads only the spans written since (a day of a busy plant is tens of thousands).
+_KEPT: weakref.WeakKeyDictionary[Store, dict[str, _Kept]] = weakref.WeakKeyDictionary()
+
+
+async def _read_timelines(store: Store, windows: dict[str, tuple[datetime, datetime]]
+                          ) -> dict[str, _Kept]:
+    """Every work center's spans in its window: what was read before plus what changed since;
+    read again from scratch where the counts disagree (a window that moved, a write between the
+    two statements, a span that came into the window without being written)."""
+    kept = _KEPT.setdefault(store, {})
+    for wc, (lo, _) in windows.items():
+        k = kept.get(wc)
+        if k is None or k.lo != lo:
+            kept[wc] = _Kept(lo)
+    asked = {wc: (lo, hi, kept[wc].seen) for wc, (lo, hi) in windows.items()}
+    for attempt in range(2):
+        read = await timelines(store, asked)
+        again = {}
+        for wc, r in read.items():
+            k = kept[wc]
+            for span, seq in r.changed:
+                k.spans[span.start] = (span, seq)
+                k.seen = max(k.seen, seq)
+            if len(k.spans) != r.total and attempt == 0:
+                kept[wc] = _Kept(k.lo)
+                again[wc] = (k.lo, asked[wc][1], 0)
+        if not again:
+            break
+        asked = again
+    return {wc: kept[wc] for wc in windows}
+
+
+def _draw(s: Span, seq: int, k: _Kept, hi: datetime, now: datetime,
+          downtime_out: DowntimeOut) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A span's timeline entry and, for a stop, its downtime (downtime_out)."""
+    inside = s.end is not None and s.start >= k.lo and s.end <= hi
+    if inside and (hit := k.drawn.get(s.start)) is not None and hit[0] == seq:
+        return hit[1], hit[2]
+    stop = downtime_out(s, now) if s.downtime_id is not None else None
+    d = stop or {"micro_stop": False, "reason": s.reason, "reason_text": None,
+                 "in_planned_time": True}
+    entry = {
+        "state": s.state.value, "start": max(s.start, k.lo), "end": min(s.end or hi, hi),
+        "open": s.end is None, "downtime_id": s.downtime_id, "reason": d["reason"],
+        "reason_text": d["reason_text"],
+        "micro_stop": d["micro_stop"], "in_planned_time": d["in_planned_time"]}
+    if inside:
+        k.drawn[s.start] = (seq, entry, stop)
+    return entry, stop
+
+
+def work_center_view(rules: ProgressRules, work_center: str, name: str, now: datetime,
+                     shown: tuple[dict[str, Any] | None, datetime, datetime], k: _Kept,
+                     buckets: list[BucketTotals] | None, opened: list[Span],
+                     downtime_out: DowntimeOut) -> dict[str, Any]:
+    """Shift, figures, timeline and Pareto of one work center, from what was read for it:
+    `shown` (window()), its spans in the window, its rollup buckets (None: no figures)."""
+    shift, lo, hi = shown
     timeline = []
     stops = []
-    for s in found:
-        if s.downtime_id is not None:
-            d = downtime_out(s, now)
-            stops.append(d)
-        else:
-            d = {"micro_stop": False, "reason": s.reason, "reason_text": None,
-                 "in_planned_time": True}
-        timeline.append({
-            "state": s.state.value, "start": max(s.start, lo), "end": min(s.end or hi, hi),
-            "open": s.end is None, "downtime_id": s.downtime_id, "reason": d["reason"],
-            "reason_text": d["reason_text"],
-            "micro_stop": d["micro_stop"], "in_planned_time": d["in_planned_time"]})
+    for s, seq in sorted(k.spans.values(), key=lambda x: x[0].start):
+        entry, stop = _draw(s, seq, k, hi, now, downtime_out)
+        timeline.append(entry)
+        if stop is not None:
+            stops.append(stop)
     counted = [d for d in stops if not d["micro_stop"] and d["in_planned_time"]]
     downtime_min = sum((min(d["end"] or hi, hi) - max(d["start"], lo)).total_seconds()
                        for d in counted) / 60
     return {
         "work_center": work_center, "name": name, "shift": shift, "from": lo, "to": hi,
-        "figures": await figures(store, rules, work_center, lo, hi, now, opened),
+        "figures": None if buckets is None else figures_of(rules, work_center, lo, hi, now,
+                                                            buckets, opened),
         "downtime_min": round(downtime_min, 2),
         "micro_stops": sum(1 for d in stops if d["micro_stop"]),
         "reason_missing": sum(1 for d in stops if d["reason_missing"]),
@@ -137,7 +217,20 @@ async def work_center_view(store: Store, rules: ProgressRules, work_center: str,
 
 async def shift_views(store: Store, rules: ProgressRules, work_centers: list[tuple[str, str]],
                       now: datetime, downtime_out: DowntimeOut) -> list[dict[str, Any]]:
-    """The running shift of each (id, name) work center."""
+    """The running shift of each (id, name) work center.
+
+    Four statements whatever the number of work centers (the open spans, every timeline's
+    count and its spans changed since the last refresh, every window's rollup buckets), each
+    an index range per work center. `downtime_out` must depend on the span alone (and on now
+    for an open one): what it made of a closed span is kept until the span changes."""
     opened = await open_spans(store)
-    return [await work_center_view(store, rules, wc, name, now, opened, downtime_out)
+    shown = {wc: window(rules, wc, now) for wc, _ in work_centers}
+    kept = await _read_timelines(store, {wc: (lo, hi) for wc, (_, lo, hi) in shown.items()
+                                         if lo < hi})
+    fig = {wc: w for wc, (_, lo, hi) in shown.items()
+           if (w := figure_window(lo, hi, now)) is not None}
+    buckets = await bucket_rows(store, fig)
+    return [work_center_view(rules, wc, name, now, shown[wc], kept.get(wc) or _Kept(shown[wc][1]),
+                             [r.totals for r in buckets[wc]] if wc in fig else None, opened,
+                             downtime_out)
             for wc, name in work_centers]

@@ -6,12 +6,13 @@ through the functions below (it imports no SQL).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal, or_, select, union_all
 
 from mes_edge.domain.model import MachineState
 from mes_edge.domain.progress import COLUMNS, BucketTotals, ProgressDelta, StateSpan
@@ -27,37 +28,60 @@ def span_row(span: StateSpan, seq: int) -> dict[str, Any]:
             "reason": span.reason, "reason_by": span.reason_by, "updated_seq": seq}
 
 
+#: The batch add_rows filled last and where its rows are: (batch, span row index by (work
+#: center, start), bucket row by (work center, bucket start)). A batch gets a row per event, so
+#: looking rows up by scanning them made a batch cost grow with its size squared.
+_last: tuple[weakref.ref[BatchWrite], dict[tuple[str, datetime], int],
+             dict[tuple[str, datetime], dict[str, Any]]] | None = None
+
+
+def _indexes(b: BatchWrite) -> tuple[dict[tuple[str, datetime], int],
+                                     dict[tuple[str, datetime], dict[str, Any]]]:
+    global _last
+    last = _last  # one read: another thread may fill another batch
+    if (last is None or last[0]() is not b or len(last[1]) != len(b.state_intervals)
+            or len(last[2]) != len(b.oee_buckets)):
+        last = (weakref.ref(b),
+                {(r["work_center"], r["start"]): i for i, r in enumerate(b.state_intervals)},
+                {(r["work_center"], r["bucket_start"]): r for r in b.oee_buckets})
+        _last = last
+    return last[1], last[2]
+
+
 def add_rows(b: BatchWrite, delta: ProgressDelta, seq: int) -> None:
     """Put a decision's timeline spans and rollup totals into the batch (same transaction).
 
     A span written twice in one batch keeps its last version; bucket totals of one key are
     summed before they are added to the stored ones."""
-    if delta.spans:
-        index = {(r["work_center"], r["start"]): i for i, r in enumerate(b.state_intervals)}
-        for span in delta.spans:
-            row = span_row(span, seq)
-            i = index.get((span.work_center, span.start))
-            if i is None:
-                index[(span.work_center, span.start)] = len(b.state_intervals)
-                b.state_intervals.append(row)
-            else:
-                b.state_intervals[i] = row
-    if delta.buckets:
-        at = {(r["work_center"], r["bucket_start"]): r for r in b.oee_buckets}
-        for (wc, start), t in delta.buckets.items():
-            if (wc, start) not in at:
-                at[(wc, start)] = {"work_center": wc, "bucket_start": start,
-                                   **dict.fromkeys(COLUMNS, 0)}
-                b.oee_buckets.append(at[(wc, start)])
-            row = at[(wc, start)]
-            for name, value in t.as_row().items():
-                row[name] += value
+    if not delta.spans and not delta.buckets:
+        return
+    index, at = _indexes(b)
+    for span in delta.spans:
+        row = span_row(span, seq)
+        key = (span.work_center, span.start)
+        i = index.get(key)
+        if i is None:
+            index[key] = len(b.state_intervals)
+            b.state_intervals.append(row)
+        else:
+            b.state_intervals[i] = row
+    for key, t in delta.buckets.items():
+        totals = at.get(key)
+        if totals is None:
+            totals = at[key] = {"work_center": key[0], "bucket_start": key[1],
+                                **dict.fromkeys(COLUMNS, 0)}
+            b.oee_buckets.append(totals)
+        for name in COLUMNS:
+            totals[name] += getattr(t, name)
+
+
+_STATES = {m.value: m for m in MachineState}  # a dict lookup: MachineState(x) is slower
 
 
 def span_of(row: Any) -> StateSpan:
     """A state_intervals row as a StateSpan."""
     return StateSpan(work_center=row.work_center, start=row.start, end=row.end,
-                     state=MachineState(row.state), source=row.source,
+                     state=_STATES.get(row.state) or MachineState(row.state), source=row.source,
                      downtime_id=row.downtime_id, reason=row.reason, reason_by=row.reason_by)
 
 
@@ -75,6 +99,92 @@ async def spans(store: Store, start: datetime, end: datetime, *,
                                               MachineState.UNKNOWN.value]))
     async with store.engine.connect() as conn:
         return [span_of(r) for r in (await conn.execute(query)).all()]
+
+
+#: Work centers per statement of `timelines` / `bucket_rows` (SQLite allows 500 UNION terms).
+_PER_STATEMENT = 100
+
+
+def _in_window(wc: str, lo: datetime, hi: datetime) -> Any:
+    """Spans of `wc` overlapping [lo, hi), as a range of the primary key (work center, start):
+    a timeline's spans do not overlap, so the first one reaching into the window is the latest
+    that starts at or before lo. (Without that lower bound a window at the end of a long
+    timeline scans it from its beginning.)"""
+    t = state_intervals
+    before = state_intervals.alias()
+    first = (select(func.max(before.c.start))
+             .where(before.c.work_center == wc, before.c.start <= lo).scalar_subquery())
+    return and_(t.c.work_center == wc, t.c.start >= func.coalesce(first, lo), t.c.start < hi,
+                or_(t.c.end.is_(None), t.c.end > lo))
+
+
+async def _union(conn: Any, parts: list[Any]) -> list[Any]:
+    rows: list[Any] = []
+    for i in range(0, len(parts), _PER_STATEMENT):
+        chunk = parts[i:i + _PER_STATEMENT]
+        query: Any = chunk[0] if len(chunk) == 1 else union_all(chunk[0], *chunk[1:])
+        result = await conn.execute(query)
+        rows.extend(result.all())
+    return rows
+
+
+@dataclass
+class TimelineRead:
+    """What `timelines` read of one work center's window."""
+
+    #: (span, updated_seq) of the spans in the window changed after the seq asked for.
+    changed: list[tuple[StateSpan, int]]
+    #: How many spans the window holds in all.
+    total: int
+
+
+async def timelines(store: Store, windows: Mapping[str, tuple[datetime, datetime, int]]
+                    ) -> dict[str, TimelineRead]:
+    """Per work center (lo, hi, after): the spans overlapping [lo, hi) (open ones included)
+    written after event seq `after` (0: all), and how many the window holds in all; every work
+    center of `windows` is a key. Two statements for many work centers (the counts, then the
+    spans), each part an index range.
+
+    A reader that keeps what it read before asks only for what changed since: spans are upserted
+    with the seq of the event that changed them and never deleted inside a live window, so its
+    copy plus the changes is the window, as long as the counts agree (they say when not: a
+    write between the two statements, a span that was outside the window before)."""
+    t = state_intervals
+    live = {wc: w for wc, w in windows.items() if w[0] < w[1]}
+    out = {wc: TimelineRead([], 0) for wc in windows}
+    async with store.engine.connect() as conn:
+        counts = await _union(conn, [
+            select(literal(wc).label("wc"), func.count().label("n")).select_from(t)
+            .where(_in_window(wc, lo, hi)) for wc, (lo, hi, _) in live.items()])
+        for r in counts:
+            out[r.wc].total = int(r.n)
+        for r in await _union(conn, [
+                select(t).where(_in_window(wc, lo, hi), t.c.updated_seq > after)
+                for wc, (lo, hi, after) in live.items()]):
+            out[r.work_center].changed.append((span_of(r), int(r.updated_seq)))
+    return out
+
+
+async def bucket_rows(store: Store, windows: Mapping[str, tuple[datetime, datetime]]
+                      ) -> dict[str, list[BucketRow]]:
+    """Per work center, its rollup rows with a start in its window [lo, hi), oldest first
+    (every work center of `windows` is a key); one statement for many work centers."""
+    out: dict[str, list[BucketRow]] = {wc: [] for wc in windows}
+    t = oee_buckets
+    parts = [select(t).where(t.c.work_center == wc, t.c.bucket_start >= lo,
+                             t.c.bucket_start < hi)
+             for wc, (lo, hi) in windows.items() if lo < hi]
+    async with store.engine.connect() as conn:
+        for i in range(0, len(parts), _PER_STATEMENT):
+            chunk = parts[i:i + _PER_STATEMENT]
+            query: Any = chunk[0] if len(chunk) == 1 else union_all(chunk[0], *chunk[1:])
+            for r in (await conn.execute(query)).all():
+                out[r.work_center].append(BucketRow(
+                    r.work_center, r.bucket_start,
+                    BucketTotals(*(int(getattr(r, n)) for n in COLUMNS))))
+    for found in out.values():
+        found.sort(key=lambda b: b.bucket_start)
+    return out
 
 
 async def open_spans(store: Store) -> list[StateSpan]:
