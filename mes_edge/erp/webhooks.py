@@ -131,8 +131,10 @@ class WebhookWorker(BackgroundWorker):
                 if delay != self._idle_poll:
                     await asyncio.sleep(delay)  # in order: the same message goes again first
                 else:
+                    # not wait_for: on Python 3.11 it can lose a cancellation (gh-86296)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), delay)
+                        async with asyncio.timeout(delay):
+                            await wake.wait()
 
     async def _send(self, client: httpx.AsyncClient, dest: WebhookSettings, secret: str,
                     message: dict[str, object]) -> bool:

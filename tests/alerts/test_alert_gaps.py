@@ -113,10 +113,10 @@ async def test_the_scrap_window_is_restored_from_the_event_log_after_a_restart(
 
 
 async def test_the_restored_window_counts_nothing_twice_and_reads_only_recent_commits(
-        sqlite_url: str) -> None:
+        db_url: str) -> None:
     """Counts told by the dispatcher while the log is read are merged by seq; the query is
-    bounded by commit time."""
-    settings = scrap_plant(sqlite_url)
+    bounded by commit time (SQLite and PostgreSQL)."""
+    settings = scrap_plant(db_url)
     service = await started(settings, T0 + timedelta(seconds=30))
     try:
         d, engine = service.dispatcher, service.alerts
@@ -148,10 +148,10 @@ async def _webhook_rows(store: Store) -> list[tuple[str, str, bool]]:
 
 
 async def test_delivered_webhooks_are_purged_after_the_kept_days_by_the_history_task(
-        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = parse_settings(plant(sqlite_url, alerts={"webhook_keep_days": 2},
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = parse_settings(plant(db_url, alerts={"webhook_keep_days": 2},
                                     history={"check_every_s": 0.1}))
-    assert parse_settings(plant(sqlite_url)).alerts.webhook_keep_days == 7.0  # the default
+    assert parse_settings(plant(db_url)).alerts.webhook_keep_days == 7.0  # the default
     now = datetime.now(UTC)
     old, recent = now - timedelta(days=3), now - timedelta(hours=2)
     # Rows as the outbox writes them: two destinations, delivered long ago (purged), delivered
@@ -159,7 +159,7 @@ async def test_delivered_webhooks_are_purged_after_the_kept_days_by_the_history_
     rows = [("old-a1", "a", old, old), ("old-a2", "a", old, old), ("new-a", "a", recent, recent),
             ("stuck-a", "a", old - timedelta(days=30), None), ("old-b1", "b", old, old),
             ("old-b2", "b", old, old), ("old-b3", "b", old, old), ("stuck-b", "b", old, None)]
-    store = await Store.open(sqlite_url)
+    store = await Store.open(db_url)
     try:
         async with store.transaction() as conn:
             await conn.execute(alert_webhooks.insert(), [
