@@ -134,11 +134,12 @@ async def recent_counts(store: Store, committed_since: datetime
     """Counts of the event log committed at or after `committed_since`, in commit order:
     (seq, work center, source time or else receive time, good, scrap). Bounded by the commit
     time index, never a scan of the whole log (the scrap-rate window after a restart)."""
+    # No ORDER BY seq: SQLite would rather walk the whole log in seq order than sort the few
+    # rows of the committed_at range; the rows are sorted here.
     query = (select(events.c.seq, events.c.work_center, events.c.source_ts,
                     events.c.received_ts, events.c.payload)
              .where(events.c.committed_at >= committed_since,
-                    events.c.type == QUANTITY_REPORTED)
-             .order_by(events.c.seq))
+                    events.c.type == QUANTITY_REPORTED))
     out: list[tuple[int, str, datetime, int, int]] = []
     async with store.engine.connect() as conn:
         for r in await conn.execute(query):
@@ -148,6 +149,7 @@ async def recent_counts(store: Store, committed_since: datetime
             scrap = payload.get("scrap") or {}
             out.append((int(r.seq), str(r.work_center), r.source_ts or r.received_ts,
                         int(payload.get("good") or 0), sum(int(q) for q in scrap.values())))
+    out.sort()
     return out
 
 
