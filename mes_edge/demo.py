@@ -229,7 +229,8 @@ class ServiceRunner:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(self.proc.wait(), 30)
+                async with asyncio.timeout(30):
+                    await self.proc.wait()
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
@@ -358,7 +359,8 @@ async def demo(args: argparse.Namespace) -> int:
             if args.duration is not None and elapsed >= args.duration:
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await stop.wait()
             await line.refresh()
             print(f"[{time.monotonic() - started:5.0f}s] {_progress(line, erp)}", flush=True)
             if not stop.is_set():

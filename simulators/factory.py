@@ -399,7 +399,8 @@ class Line:
 
     async def _sleep_unless_stopping(self, factory_seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), factory_seconds / self.speed)
+            async with asyncio.timeout(factory_seconds / self.speed):
+                await self._stopping.wait()
 
     async def _status_is(self, order_id: str, op_no: str, status: str) -> bool:
         op = await self.api.operation(order_id, op_no)

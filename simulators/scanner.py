@@ -80,14 +80,16 @@ class ScannerSim:
         client.connect_async(self.host, self.port, keepalive=30)
         client.loop_start()
         self._client = client
-        await asyncio.wait_for(self._connected.wait(), self.timeout)
+        async with asyncio.timeout(self.timeout):
+            await self._connected.wait()
 
     async def close(self) -> None:
         """Disconnect and stop paho's thread."""
         client, self._client = self._client, None
         if client is not None:
             client.disconnect()
-            await asyncio.wait_for(asyncio.to_thread(client.loop_stop), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await asyncio.to_thread(client.loop_stop)
 
     async def __aenter__(self) -> ScannerSim:
         await self.connect()
@@ -118,7 +120,8 @@ class ScannerSim:
                 self._early.discard(info.mid)
                 return
             self._waiting[info.mid] = future
-        await asyncio.wait_for(future, self.timeout)
+        async with asyncio.timeout(self.timeout):
+            await future
 
     async def scan(self, code: str, *, msg_id: str | None = None,
                    work_center: str | None = None, wait: bool = True) -> str:

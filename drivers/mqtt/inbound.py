@@ -134,7 +134,8 @@ class MqttInboundDriver:
                 await asyncio.sleep(0.005)
             client.disconnect()
             try:
-                await asyncio.wait_for(asyncio.to_thread(client.loop_stop), timeout=10)
+                async with asyncio.timeout(10):
+                    await asyncio.to_thread(client.loop_stop)
             except TimeoutError:
                 self.log.error("%s: paho network thread did not stop within 10 s", self.name)
         self._closed.set()

@@ -130,7 +130,8 @@ class MqttPublisher:
         """Wait up to `flush_timeout` for queued messages to go out, then disconnect."""
         if self._client is not None and not self._idle.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), flush_timeout)
+                async with asyncio.timeout(flush_timeout):
+                    await self._idle.wait()
         self._closing = True
         self._connack.cancel()
         client, self._client = self._client, None
@@ -141,7 +142,8 @@ class MqttPublisher:
         if client is not None:
             client.disconnect()
             try:
-                await asyncio.wait_for(asyncio.to_thread(client.loop_stop), timeout=10)
+                async with asyncio.timeout(10):
+                    await asyncio.to_thread(client.loop_stop)
             except TimeoutError:
                 self.log.error("%s: paho network thread did not stop within 10 s", self.name)
         self.health.set_state(ConnectionState.CLOSED, self.log)

@@ -103,7 +103,8 @@ class OeeGauges:
         """Refresh every `every_s` until cancelled; a failed round keeps the last figures."""
         while True:
             try:
-                await asyncio.wait_for(self.refresh(), timeout=max(self.every_s, 5.0))
+                async with asyncio.timeout(max(self.every_s, 5.0)):
+                    await self.refresh()
             except Exception:  # the database may be away: try again next round
                 self.failures += 1
                 log.exception("refreshing the OEE gauges failed")

@@ -110,7 +110,8 @@ class PushWorker(BackgroundWorker):
                         log.exception("ERP push pass failed; retrying")
                         delay = self._store_backoff.next_delay()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), max(delay, 0.01))
+                        async with asyncio.timeout(max(delay, 0.01)):
+                            await self._wake.wait()
             finally:
                 tasks = list(self._in_flight.values())
                 for task in tasks:
