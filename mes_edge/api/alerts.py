@@ -16,6 +16,18 @@ from mes_edge.store.tokens import Role
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
 
+class SeverityChange(BaseModel):
+    """One change of an active alert's severity."""
+
+    at: datetime
+    from_: Literal["info", "warning", "error"] = Field(alias="from")
+    to: Literal["info", "warning", "error"]
+    acked_by: str | None = Field(
+        None, description="escalations: the acknowledgement it withdrew (who, when, where)")
+    acked_at: datetime | None = None
+    acked_station: str | None = None
+
+
 class AlertOut(BaseModel):
     """One alert: raised while its condition holds, cleared when it ends."""
 
@@ -24,7 +36,16 @@ class AlertOut(BaseModel):
     kind: Literal["order_late", "operation_stalled", "scrap_rate", "machine_down",
                   "reason_missing", "device_disconnected", "delivery_error",
                   "unassigned_production"]
-    severity: Literal["info", "warning", "error"]
+    severity: Literal["info", "warning", "error"] = Field(
+        description="the current severity: it follows the condition while the alert is active")
+    raised_severity: Literal["info", "warning", "error"] = Field(
+        description="the severity it was raised with")
+    escalated_at: datetime | None = Field(
+        None, description="when its severity last rose (escalated: the same alert, acknowledged "
+        "again); null: never")
+    severity_changes: list[SeverityChange] = Field(
+        default_factory=list, description="every change of severity while active, oldest first "
+        "(the first and the newest 19 are kept)")
     work_center: str | None
     subject: str | None = Field(description="what it is about: order, operation, device ...")
     message: str = Field(description="one line in English (the pages translate the kind)")
@@ -32,7 +53,8 @@ class AlertOut(BaseModel):
     raised_at: datetime
     cleared_at: datetime | None
     acked_by: str | None = Field(description="who acknowledged it: at a station tablet the "
-                                 "operator signed in there (badge), else the token's name")
+                                 "operator signed in there (badge), else the token's name; "
+                                 "null: not (or, once escalated, not again) acknowledged")
     acked_at: datetime | None
     acked_station: str | None = Field(
         None, description="the station (work center) whose tablet acknowledged it; null: "
@@ -75,7 +97,8 @@ async def ack_alert(
     principal: OperatorOrSupervisor,
 ) -> dict[str, Any]:
     """Acknowledge an alert: who and when are recorded (the first acknowledgement counts; it
-    stays active until its condition ends). Operators only at their own work centers.
+    stays active until its condition ends; an escalated alert is acknowledged again, the one it
+    withdrew is kept in `severity_changes`). Operators only at their own work centers.
 
     An operator token is a station tablet: the alert's work center is the station, and who
     acknowledged is the operator signed in there (like the actor of the station's other writes;

@@ -13,7 +13,8 @@ What raises an alert (thresholds in `alerts.thresholds`, per work center in
   `scrap_window_minutes`, judged only with at least `scrap_min_quantity` parts in the window.
   The window lives in memory, fed by commits, and is read back from the event log at start
   (counts committed within the longest window), so it survives a restart.
-- machine_down: down longer than `down_minutes`.
+- machine_down: down longer than `down_minutes`; with `down_error_minutes` a warning first and an
+  error once down that long.
 - reason_missing: a downtime longer than the work center's `micro_stop_s` still without a reason
   `reason_missing_minutes` after it began.
 - device_disconnected: a device not connected for `disconnected_seconds`.
@@ -22,8 +23,20 @@ What raises an alert (thresholds in `alerts.thresholds`, per work center in
 
 Each condition has a dedupe key (kind + subject): while it holds, one alert row stays active;
 when it ends the row is cleared; if it comes back a new row is raised. Acknowledging does not
-clear: it records who saw it and when. The judging runs in one owned task, woken by commits
-(event-based kinds react at once) and every `evaluate_every_s` (time-based kinds).
+clear: it records who saw it and when.
+
+Severity follows the condition while the alert is active (ISA-18.2: a changed alarm is
+re-annunciated). A condition that becomes more severe (an order late by projection that is now
+past its due date, a machine down past `down_error_minutes`) escalates the same row: the new
+severity, message and details, `escalated_at`, told as `escalated` on MQTT (events and the
+retained list) and to the webhooks like a raise, and the acknowledgement is withdrawn: who saw the
+warning has not seen the error, so the board and the tablet ask again (the superseded
+acknowledgement stays in the row's `severity_changes`). A condition that becomes less severe (the
+ERP moved the due date out) lowers the severity and is told as `deescalated`; the
+acknowledgement stands, since what was seen was worse.
+
+The judging runs in one owned task, woken by commits (event-based kinds react at once) and every
+`evaluate_every_s` (time-based kinds).
 """
 
 from __future__ import annotations
@@ -51,6 +64,9 @@ from mes_edge.store import Store, feed
 from mes_edge.store import alerts as alert_store
 
 log = logging.getLogger(__name__)
+
+#: Severities, most severe first.
+SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 
 #: Orders in these states can be late.
 OPEN_ORDERS = frozenset({OrderStatus.RELEASED, OrderStatus.IN_PROGRESS, OrderStatus.ON_HOLD})
@@ -103,9 +119,14 @@ def alert_view(row: dict[str, Any]) -> dict[str, Any]:
     def iso(value: datetime | None) -> str | None:
         return value.isoformat() if value is not None else None
 
+    changes = row.get("severity_changes") or []
     return {
         "id": int(row["id"]), "key": row["dedupe_key"], "kind": row["kind"],
-        "severity": row["severity"], "work_center": row["work_center"],
+        "severity": row["severity"],
+        "raised_severity": changes[0]["from"] if changes else row["severity"],
+        "escalated_at": iso(row.get("escalated_at")),
+        "severity_changes": changes,
+        "work_center": row["work_center"],
         "subject": row["subject"], "message": row["message"], "details": row["details"],
         "raised_at": iso(row["raised_at"]), "cleared_at": iso(row["cleared_at"]),
         "acked_by": row["acked_by"], "acked_at": iso(row["acked_at"]),
@@ -274,12 +295,17 @@ class AlertRules:
         if wc is None:
             return out
         down = wc.machine_state == MachineState.DOWN
-        if down and wc.since is not None and (now - wc.since).total_seconds() >= (
-                t.down_minutes * 60):
+        down_s = (now - wc.since).total_seconds() if down and wc.since is not None else None
+        if down_s is not None and down_s >= t.down_minutes * 60:
+            error_after = t.down_error_minutes
+            severe = error_after is None or down_s >= error_after * 60
+            minutes = t.down_minutes if error_after is None or not severe else max(
+                t.down_minutes, error_after)
             out.append(Condition(
-                f"machine_down:{wc_id}", AlertKind.MACHINE_DOWN, "error", wc_id, wc_id,
-                f"{wc_id} has been down for more than {t.down_minutes:g} min",
-                {"since": wc.since.isoformat()}))
+                f"machine_down:{wc_id}", AlertKind.MACHINE_DOWN,
+                "error" if severe else "warning", wc_id, wc_id,
+                f"{wc_id} has been down for more than {minutes:g} min",
+                {"since": wc.since.isoformat() if wc.since else None, "minutes": minutes}))
         missing_after = max(self.micro_stop[wc_id], t.reason_missing_minutes * 60)
         for dt in ([wc.downtime] if wc.downtime else []) + list(wc.recent_downtimes):
             if dt.reason is not None or dt.state not in DOWNTIME_STATES:
@@ -444,7 +470,8 @@ class AlertEngine:
         self._delivery_errors = found
 
     async def evaluate(self, now: datetime | None = None) -> None:
-        """Judge every condition now; raise the new ones, clear those that ended."""
+        """Judge every condition now; raise the new ones, escalate (or lower) those whose
+        severity changed, clear those that ended."""
         async with self._lock:
             if self._restore_scrap:
                 await self.restore_scrap_window()
@@ -456,15 +483,18 @@ class AlertEngine:
                 self._delivery_errors)}
             touched: set[str | None] = set()
             for key, cond in wanted.items():
-                if key not in self.active:
-                    row = await alert_store.insert(self.store, {
-                        "dedupe_key": key, "kind": cond.kind.value, "severity": cond.severity,
-                        "work_center": cond.work_center, "subject": cond.subject,
-                        "message": cond.message, "details": cond.details, "raised_at": now,
-                    }, self._outbox("raised", now))
-                    self.active[key] = row
-                    self._told("raised", row)
-                    touched.add(cond.work_center)
+                if key in self.active:  # still holds: escalate (or lower) if its severity moved
+                    if await self._change_severity(self.active[key], cond, now):
+                        touched.add(self.active[key]["work_center"])
+                    continue
+                row = await alert_store.insert(self.store, {
+                    "dedupe_key": key, "kind": cond.kind.value, "severity": cond.severity,
+                    "work_center": cond.work_center, "subject": cond.subject,
+                    "message": cond.message, "details": cond.details, "raised_at": now,
+                }, self._outbox("raised", now))
+                self.active[key] = row
+                self._told("raised", row)
+                touched.add(cond.work_center)
             for key in [k for k in self.active if k not in wanted]:
                 old = self.active[key]
                 cleared = await alert_store.clear(self.store, int(old["id"]), now,
@@ -477,6 +507,28 @@ class AlertEngine:
                 if wc is not None:
                     self._publish_current(wc)
             self.evaluations += 1
+
+    async def _change_severity(self, row: dict[str, Any], cond: Condition,
+                               now: datetime) -> bool:
+        """Escalate (or lower) an active alert whose condition changed severity; True if it
+        changed."""
+        if cond.severity == row["severity"]:
+            return False
+        escalate = SEVERITY_RANK.get(cond.severity, 3) < SEVERITY_RANK.get(row["severity"], 3)
+        event = "escalated" if escalate else "deescalated"
+        changed = await alert_store.change_severity(
+            self.store, int(row["id"]), cond.severity, cond.message, cond.details, now,
+            self._outbox(event, now), escalate=escalate)
+        if changed is None:  # the row changed meanwhile (not by this engine): take it as it is
+            fresh = await alert_store.get(self.store, int(row["id"]))
+            if fresh is None or fresh["cleared_at"] is not None:
+                self.active.pop(cond.key, None)
+            else:
+                self.active[cond.key] = fresh
+            return False
+        self.active[cond.key] = changed
+        self._told(event, changed)
+        return True
 
     async def acknowledge(self, alert_id: int, by: str, *,
                           station: str | None = None) -> dict[str, Any] | None:
@@ -499,10 +551,9 @@ class AlertEngine:
 
     def current(self, work_center: str | None = None) -> list[dict[str, Any]]:
         """Active alerts (views), most severe and oldest first."""
-        rank = {"error": 0, "warning": 1, "info": 2}
         rows = [r for r in self.active.values()
                 if work_center is None or r["work_center"] == work_center]
-        rows.sort(key=lambda r: (rank.get(r["severity"], 3), r["id"]))
+        rows.sort(key=lambda r: (SEVERITY_RANK.get(r["severity"], 3), r["id"]))
         return [alert_view(r) for r in rows]
 
     def _outbox(self, event: str, now: datetime) -> alert_store.Outbox:
@@ -516,7 +567,8 @@ class AlertEngine:
         return build
 
     def _told(self, event: str, row: dict[str, Any]) -> None:
-        log.log(logging.WARNING if event == "raised" else logging.INFO, "alert %s: %s",
+        log.log(logging.WARNING if event in ("raised", "escalated") else logging.INFO,
+                "alert %s: %s",
                 event, row["message"])
         if self.webhooks is not None:
             self.webhooks.wake()

@@ -205,6 +205,7 @@ class AlertThresholdOverrides(Strict):
     scrap_window_minutes: float | None = Field(None, gt=0)
     scrap_min_quantity: int | None = Field(None, ge=1)
     down_minutes: float | None = Field(None, gt=0)
+    down_error_minutes: float | None = Field(None, gt=0)
     reason_missing_minutes: float | None = Field(None, ge=0)
     disconnected_seconds: float | None = Field(None, gt=0)
     unassigned_minutes: float | None = Field(None, ge=0)
@@ -222,6 +223,9 @@ class AlertThresholds(Strict):
     scrap_window_minutes: float = Field(60.0, gt=0, description="over this rolling window")
     scrap_min_quantity: int = Field(20, ge=1, description="with at least this many parts in it")
     down_minutes: float = Field(5.0, gt=0, description="machine down longer than this")
+    down_error_minutes: float | None = Field(
+        None, gt=0, description="machine down: raised as a warning after `down_minutes` and "
+        "escalated to an error after this; null: an error at once")
     reason_missing_minutes: float = Field(
         2.0, ge=0, description="a downtime without a reason for this long after it began")
     disconnected_seconds: float = Field(30.0, gt=0, description="device disconnected this long")

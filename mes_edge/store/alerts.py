@@ -17,6 +17,9 @@ QUANTITY_REPORTED = "quantity_reported"
 #: Rows deleted per transaction by the webhook retention (short write locks on SQLite).
 PURGE_BATCH = 5000
 
+#: Severity changes kept per alert (the first, which names the raised severity, and the newest).
+SEVERITY_CHANGES_KEPT = 20
+
 #: Builds the outbox rows of one alert change from the alert row as committed:
 #: [(destination, message_id, payload), ...].
 Outbox = Callable[[dict[str, Any]], Sequence[tuple[str, str, dict[str, Any]]]]
@@ -73,6 +76,43 @@ async def acknowledge(store: Store, alert_id: int, by: str, at: datetime,
     return await change(store, alert_id, {"acked_by": by, "acked_at": at,
                                           "acked_station": station}, outbox, at,
                         only_if=alerts.c.acked_at.is_(None))
+
+
+async def change_severity(store: Store, alert_id: int, severity: str, message: str,
+                          details: dict[str, Any], at: datetime, outbox: Outbox, *,
+                          escalate: bool) -> dict[str, Any] | None:
+    """The condition of an active alert changed severity: the same row takes the new severity,
+    message and details, and the change is appended to `severity_changes`. Escalating (a more
+    severe level) records `escalated_at` and asks for acknowledgement again: the acknowledgement
+    it supersedes moves into the change's entry. None when the alert is cleared or already has
+    that severity."""
+    async with store.transaction() as conn:
+        found = (await conn.execute(select(alerts).where(
+            alerts.c.id == alert_id, alerts.c.cleared_at.is_(None)))).one_or_none()
+        if found is None:
+            return None
+        old = as_dict(found)
+        if old["severity"] == severity:
+            return None
+        entry: dict[str, Any] = {"at": at.isoformat(), "from": old["severity"], "to": severity}
+        values: dict[str, Any] = {"severity": severity, "message": message, "details": details}
+        if escalate:
+            acked_at = old["acked_at"]
+            entry.update(acked_by=old["acked_by"], acked_station=old["acked_station"],
+                         acked_at=acked_at.isoformat() if acked_at is not None else None)
+            values.update(escalated_at=at, acked_by=None, acked_at=None, acked_station=None)
+        changes = list(old["severity_changes"] or [])
+        if len(changes) >= SEVERITY_CHANGES_KEPT:  # the first (raised severity) and the newest
+            changes = changes[:1] + changes[len(changes) - SEVERITY_CHANGES_KEPT + 2:]
+        values["severity_changes"] = [*changes, entry]
+        done = await conn.execute(update(alerts).where(
+            alerts.c.id == alert_id, alerts.c.cleared_at.is_(None),
+            alerts.c.severity == old["severity"]).values(**values))
+        if done.rowcount != 1:
+            return None
+        row = as_dict((await conn.execute(select(alerts).where(alerts.c.id == alert_id))).one())
+        await _outbox(conn, row, outbox, at)
+    return row
 
 
 async def get(store: Store, alert_id: int) -> dict[str, Any] | None:

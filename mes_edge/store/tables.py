@@ -289,6 +289,10 @@ alerts = Table(
     Column("acked_by", String(200)),
     Column("acked_at", UtcDateTime),
     Column("acked_station", Code),  # the station tablet it was acknowledged at (0010)
+    # Severity changes while active (0011): when it last rose, and every change with the
+    # acknowledgement it superseded ([{"at", "from", "to", "acked_by", ...}], NULL: none).
+    Column("escalated_at", UtcDateTime),
+    Column("severity_changes", Json),
     Index("ix_alerts_dedupe_key", "dedupe_key"),
     Index("ix_alerts_cleared_at", "cleared_at"),
 )
