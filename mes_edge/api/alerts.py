@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
 from mes_edge.api.deps import AnyRoleDep, OperatorOrSupervisor, ServiceDep, check_work_center
 from mes_edge.app.alerts import AlertEngine, alert_view
 from mes_edge.store import alerts as alert_store
-from mes_edge.store.tokens import Role
+from mes_edge.store.tokens import Role, find_operator
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
@@ -55,11 +55,28 @@ class AlertOut(BaseModel):
     acked_by: str | None = Field(description="who acknowledged it: at a station tablet the "
                                  "operator signed in there (badge), else the token's name; "
                                  "null: not (or, once escalated, not again) acknowledged")
+    acked_by_name: str | None = Field(
+        None, description="the name of who acknowledged it: at a station the operator's name "
+        "(of the badge in acked_by), else acked_by")
     acked_at: datetime | None
     acked_station: str | None = Field(
         None, description="the station (work center) whose tablet acknowledged it; null: "
         "acknowledged elsewhere (board, supervisor)")
     active: bool
+
+
+async def _named(request: Request, service: Any,
+                 views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The views with `acked_by_name`: a badge acknowledged at a station reads as the operator's
+    name (cached like the station view's signed-in operator)."""
+    names: dict[str, str] = request.app.state.operator_names
+    for view in views:
+        who = view["acked_by"]
+        if who is not None and view["acked_station"] is not None and who not in names:
+            found = await find_operator(service.store, who)
+            names[who] = str(found["name"]) if found else who
+        view["acked_by_name"] = names.get(who, who) if view["acked_station"] else who
+    return views
 
 
 def _engine(service: Any) -> AlertEngine:
@@ -71,7 +88,7 @@ def _engine(service: Any) -> AlertEngine:
 
 @router.get("/alerts", response_model=list[AlertOut])
 async def list_alerts(
-    service: ServiceDep, principal: AnyRoleDep,
+    request: Request, service: ServiceDep, principal: AnyRoleDep,
     active: Annotated[bool | None, Query(
         description="true: only active; false: only cleared; absent: both")] = None,
     work_center: Annotated[str | None, Query(max_length=64)] = None,
@@ -84,16 +101,17 @@ async def list_alerts(
             check_work_center(principal, work_center)
         rows = await alert_store.listing(store, active_only=active, work_center=work_center,
                                          limit=limit)
-        return [alert_view(r) for r in rows if r["work_center"] in principal.work_centers]
+        return await _named(request, service, [
+            alert_view(r) for r in rows if r["work_center"] in principal.work_centers])
     rows = await alert_store.listing(store, active_only=active,
                                      work_center=work_center, limit=limit)
-    return [alert_view(r) for r in rows]
+    return await _named(request, service, [alert_view(r) for r in rows])
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertOut,
              responses={404: {"description": "no such alert"}})
 async def ack_alert(
-    alert_id: Annotated[int, Path(ge=1, le=2**63 - 1)], service: ServiceDep,
+    request: Request, alert_id: Annotated[int, Path(ge=1, le=2**63 - 1)], service: ServiceDep,
     principal: OperatorOrSupervisor,
 ) -> dict[str, Any]:
     """Acknowledge an alert: who and when are recorded (the first acknowledgement counts; it
@@ -117,4 +135,4 @@ async def ack_alert(
         by = service.operators.of(station) or principal.name
     done = await engine.acknowledge(alert_id, by, station=station)
     assert done is not None
-    return alert_view(done)
+    return (await _named(request, service, [alert_view(done)]))[0]

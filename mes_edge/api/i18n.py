@@ -229,7 +229,10 @@ for _lang, _extra in _TABLET.items():
 _ALERTS: dict[str, dict[str, str]] = {
     "en": {
         "alerts_title": "Active alerts", "alerts_none": "No active alerts",
-        "acknowledge": "Acknowledge", "alert_since": "since", "alert_acked_by": "seen by {who}",
+        "acknowledge": "Acknowledge", "alert_since": "since",
+        "alert_acked_by": "seen by {who}, {when}",
+        "alert_acked_at_station": "seen by {who} at {station}, {when}",
+        "alert_escalated": "escalated {when}",
         "kind_order_late": "Order late", "kind_operation_stalled": "Operation stalled",
         "kind_scrap_rate": "Scrap rate", "kind_machine_down": "Machine down",
         "kind_reason_missing": "Reason missing", "kind_device_disconnected": "Device offline",
@@ -245,7 +248,10 @@ _ALERTS: dict[str, dict[str, str]] = {
     },
     "zh": {
         "alerts_title": "当前报警", "alerts_none": "没有报警",
-        "acknowledge": "确认", "alert_since": "自", "alert_acked_by": "{who} 已确认",
+        "acknowledge": "确认", "alert_since": "自",
+        "alert_acked_by": "{who} 已于 {when} 确认",
+        "alert_acked_at_station": "{who} 已于 {when} 在 {station} 确认",
+        "alert_escalated": "{when} 已升级",
         "kind_order_late": "订单延误", "kind_operation_stalled": "工序停滞",
         "kind_scrap_rate": "废品率", "kind_machine_down": "设备停机",
         "kind_reason_missing": "缺少原因", "kind_device_disconnected": "设备离线",

@@ -131,13 +131,19 @@ async def test_the_restored_window_counts_nothing_twice_and_reads_only_recent_co
         # count told after the read (a seq already read) is not added either.
         assert await engine.restore_scrap_window() == 4
         assert engine.scrap.totals("PRESS-01", since) == (16, 4)
-        seq, wc, ts, good, scrap = (await alert_store.recent_counts(
-            service.store, datetime.now(UTC) - timedelta(hours=1)))[-1]
+        recent = await alert_store.recent_counts(
+            service.store, datetime.now(UTC) - timedelta(hours=1), ["PRESS-01", "CNC-02"], 10)
+        assert [(r[1], r[3], r[4]) for r in recent] == [("PRESS-01", 4, 1)] * 4
+        # Each work center's newest ones only, at most the window's length.
+        newest = await alert_store.recent_counts(
+            service.store, datetime.now(UTC) - timedelta(hours=1), ["PRESS-01"], 2)
+        assert [r[0] for r in newest] == [r[0] for r in recent[-2:]]
+        seq, wc, ts, good, scrap = recent[-1]
         engine.scrap.add(wc, ts, good, scrap, seq)
         assert engine.scrap.totals("PRESS-01", since) == (16, 4)
         # Bounded by commit time: nothing was committed in the future.
         future = datetime.now(UTC) + timedelta(minutes=1)
-        assert await alert_store.recent_counts(service.store, future) == []
+        assert await alert_store.recent_counts(service.store, future, ["PRESS-01"], 10) == []
     finally:
         await service.stop()
 
@@ -233,6 +239,9 @@ async def test_a_station_acknowledgement_records_the_operator_signed_in_there(
         assert {(a["kind"], a["acked_by"], a["acked_station"]) for a in listed} == {
             ("machine_down", "B-17", "PRESS-01"), ("reason_missing", "press-tablet", "PRESS-01"),
             ("scrap_rate", "sue", None)}
+        # The pages show a name: a badge acknowledged at a station reads as the operator's.
+        assert {a["kind"]: a["acked_by_name"] for a in listed} == {
+            "machine_down": "Li Wei", "reason_missing": "press-tablet", "scrap_rate": "sue"}
     finally:
         await service.stop()
     # Durable: the database has it after a restart.

@@ -1,5 +1,5 @@
 // Active alerts of the board (all work centers) or of one station, acknowledgeable here.
-// Uses live.js (T, api). Polls GET /api/v1/alerts?active=true every few seconds.
+// Uses live.js (T, api, fill, fmtTime). Polls GET /api/v1/alerts?active=true every few seconds.
 (function () {
   const section = document.getElementById("alerts-section");
   if (!section) return;
@@ -9,8 +9,13 @@
   const count = document.getElementById("alerts-count");
   const EVERY_MS = 5000;
 
-  function time(iso) {
-    return iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
+  // Who saw it, where and when: "seen by Li Wei (B-17) at PRESS-01, 10:05" (a badge reads as
+  // the operator's name with the badge; the station only when acknowledged on a tablet).
+  function seen(a) {
+    const name = a.acked_by_name || a.acked_by;
+    const who = name && name !== a.acked_by ? `${name} (${a.acked_by})` : a.acked_by;
+    const values = { who, station: a.acked_station, when: fmtTime(a.acked_at) };
+    return fill(a.acked_station ? T.alert_acked_at_station : T.alert_acked_by, values);
   }
 
   function text(a) {
@@ -20,13 +25,18 @@
       : a.message;
   }
 
+  const RANK = { error: 0, warning: 1, info: 2 };
+
   function render(alerts) {
+    // Most severe first (an escalated alert moves up), newest first within a severity.
+    alerts = alerts.slice().sort((x, y) => (RANK[x.severity] ?? 3) - (RANK[y.severity] ?? 3));
     list.replaceChildren();
     count.textContent = String(alerts.length);
     empty.hidden = alerts.length > 0;
     for (const a of alerts) {
       const li = document.createElement("li");
-      li.className = "alert-item sev-" + a.severity + (a.acked_at ? " acked" : "");
+      li.className = "alert-item sev-" + a.severity + (a.acked_at ? " acked" : "")
+        + (a.escalated_at ? " escalated" : "");
       li.dataset.kind = a.kind;
       li.title = a.message;
       const head = document.createElement("span");
@@ -37,8 +47,9 @@
       body.textContent = text(a);
       const when = document.createElement("span");
       when.className = "alert-when muted";
-      when.textContent = T.alert_since + " " + time(a.raised_at)
-        + (a.acked_at ? " · " + fill(T.alert_acked_by, { who: a.acked_by }) : "");
+      when.textContent = T.alert_since + " " + fmtTime(a.raised_at)
+        + (a.escalated_at ? " · " + fill(T.alert_escalated, { when: fmtTime(a.escalated_at) }) : "")
+        + (a.acked_at ? " · " + seen(a) : "");
       li.append(head, body, when);
       if (!a.acked_at) {
         const btn = document.createElement("button");
