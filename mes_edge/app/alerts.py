@@ -413,7 +413,8 @@ class AlertEngine:
                       + [t.scrap_window_minutes for t in self.rules.thresholds.values()])
         try:
             counts = await alert_store.recent_counts(
-                self.store, now - timedelta(minutes=longest) - SCRAP_RESTORE_SLACK)
+                self.store, now - timedelta(minutes=longest) - SCRAP_RESTORE_SLACK,
+                [wc.id for wc in self.settings.work_centers], SCRAP_WINDOW_EVENTS)
         except Exception:
             log.exception("reading the scrap-rate window from the event log failed; retrying")
             raise

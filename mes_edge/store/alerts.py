@@ -169,26 +169,34 @@ async def mark_webhook(store: Store, message: int, attempts: int, *,
                                    last_error=error))
 
 
-async def recent_counts(store: Store, committed_since: datetime
-                        ) -> list[tuple[int, str, datetime, int, int]]:
-    """Counts of the event log committed at or after `committed_since`, in commit order:
-    (seq, work center, source time or else receive time, good, scrap). Bounded by the commit
-    time index, never a scan of the whole log (the scrap-rate window after a restart)."""
-    # No ORDER BY seq: SQLite would rather walk the whole log in seq order than sort the few
-    # rows of the committed_at range; the rows are sorted here.
-    query = (select(events.c.seq, events.c.work_center, events.c.source_ts,
-                    events.c.received_ts, events.c.payload)
-             .where(events.c.committed_at >= committed_since,
-                    events.c.type == QUANTITY_REPORTED))
+async def recent_counts(store: Store, committed_since: datetime, work_centers: Sequence[str],
+                        per_work_center: int) -> list[tuple[int, str, datetime, int, int]]:
+    """The newest `per_work_center` counts of each work center committed at or after
+    `committed_since`, in commit order: (seq, work center, source time or else receive time,
+    good, scrap). The scrap-rate window after a restart.
+
+    Its cost follows the window, never the log: one seek in the commit-time index finds the
+    first seq of the window, then each work center reads an index range of (work_center, seq)
+    backwards, at most `per_work_center` rows."""
     out: list[tuple[int, str, datetime, int, int]] = []
     async with store.engine.connect() as conn:
-        for r in await conn.execute(query):
-            if r.work_center is None:
-                continue
-            payload = r.payload or {}
-            scrap = payload.get("scrap") or {}
-            out.append((int(r.seq), str(r.work_center), r.source_ts or r.received_ts,
-                        int(payload.get("good") or 0), sum(int(q) for q in scrap.values())))
+        first = await conn.scalar(select(events.c.seq)
+                                  .where(events.c.committed_at >= committed_since)
+                                  .order_by(events.c.committed_at).limit(1))
+        if first is None:
+            return out
+        for wc in work_centers:
+            query = (select(events.c.seq, events.c.source_ts, events.c.received_ts,
+                            events.c.payload)
+                     .where(events.c.work_center == wc, events.c.seq >= first,
+                            events.c.committed_at >= committed_since,
+                            events.c.type == QUANTITY_REPORTED)
+                     .order_by(events.c.seq.desc()).limit(per_work_center))
+            for r in await conn.execute(query):
+                payload = r.payload or {}
+                scrap = payload.get("scrap") or {}
+                out.append((int(r.seq), wc, r.source_ts or r.received_ts,
+                            int(payload.get("good") or 0), sum(int(q) for q in scrap.values())))
     out.sort()
     return out
 

@@ -356,4 +356,5 @@ wip_snapshots = Table(
 )
 # Retention (issue 14) finds old rows by commit time.
 Index("ix_events_committed_at", events.c.committed_at)
+Index("ix_events_work_center_seq", events.c.work_center, events.c.seq)
 Index("ix_rejected_events_rejected_at", rejected_events.c.rejected_at)
