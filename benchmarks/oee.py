@@ -3,6 +3,7 @@ the supervisor board's refresh for that plant.
 
     python -m benchmarks.oee [--quick] [--pg-url URL] [--work-centers N] [--days D]
                              [--fill direct|dispatcher] [--verify | --no-verify] [--no-board]
+    python -m benchmarks.oee --compare-fill HOURS [--work-centers N] [--backend ...]
 
 A plant of 50 work centers (--quick: 20) runs for 30 days (--quick: 7) up to the start of the
 run: per work center a state change every 2 minutes and a count event every 10 seconds on
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import statistics
 import sys
@@ -58,6 +60,7 @@ from benchmarks.oee_fill import (
     COUNT_MEAN_S,
     STATE_MEAN_S,
     Plant,
+    compare_fills,
     fill_direct,
     fill_dispatcher,
     same_rows,
@@ -263,6 +266,45 @@ async def run(work_centers: int, days: int, pg_url: str | None, how: str, check:
     return result
 
 
+def _sqlite_url(tmp: str, i: int) -> str:
+    return f"sqlite+aiosqlite:///{tmp}/fill-{i}.db"
+
+
+def _pg_url(server: Any, i: int) -> str:
+    return str(server.create_database(f"fill_{i}"))
+
+
+async def compare(backends: list[str], pg_url: str | None, work_centers: int, hours: int
+                  ) -> dict[str, Any]:
+    """--compare-fill: dispatcher against direct fill, the same small plant, alternately."""
+    wcs, rules, progress = plant(work_centers)
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    out: dict[str, Any] = {"benchmark": "oee-fill", "work_centers": work_centers, "hours": hours}
+    for name in backends:
+        pg_server = None
+        with tempfile.TemporaryDirectory() as tmp:
+            urls: Callable[[int], str]
+            if name == "sqlite":
+                urls = functools.partial(_sqlite_url, tmp)
+            elif pg_url is None:
+                from tests.servers import PostgresServer
+
+                pg_server = PostgresServer()
+                pg_server.start()
+                urls = functools.partial(_pg_url, pg_server)
+            else:
+                raise SystemExit("--compare-fill on PostgreSQL needs its own server (it "
+                                 "creates databases): leave out --pg-url")
+            try:
+                out[name] = await compare_fills(urls, lambda: Plant(wcs, start, hours / 24),
+                                                rules, progress)
+            finally:
+                if pg_server is not None:
+                    pg_server.stop()
+        log(f"{name}: {out[name]}")
+    return out
+
+
 def _table(result: dict[str, Any]) -> None:
     for db in ("sqlite", "postgresql"):
         r = result.get(db)
@@ -308,7 +350,15 @@ def main() -> None:
     p.add_argument("--no-board", action="store_true", help="skip the board refresh")
     p.add_argument("--backend", action="append", choices=("sqlite", "postgresql"),
                    help="only these databases (default both)")
+    p.add_argument("--compare-fill", type=int, metavar="HOURS", default=None,
+                   help="only compare the dispatcher and the direct fill on HOURS of the plant "
+                        "(20 work centers unless --work-centers), two fills each")
     args = p.parse_args()
+    if args.compare_fill is not None:
+        out = asyncio.run(compare(args.backend or ["sqlite", "postgresql"], args.pg_url,
+                                  args.work_centers or 20, args.compare_fill))
+        print(json.dumps(out))
+        return
     wcs = args.work_centers or (20 if args.quick else 50)
     days = args.days or (7 if args.quick else 30)
     check = args.quick if args.verify is None else args.verify

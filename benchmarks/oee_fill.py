@@ -307,3 +307,27 @@ async def same_rows(make_plant: Callable[[], Plant], rules: PlantRules,
             if len(ra[first]) == len(rb[first]) else (len(ra[first]), len(rb[first]))
         raise RuntimeError(f"direct fill differs from the dispatcher in {diff}: {bad}")
     return {"events": n, "rows": {k: len(v) for k, v in ra.items()}, "equal": True}
+
+
+async def compare_fills(urls: Callable[[int], str], make_plant: Callable[[], Plant],
+                        rules: PlantRules, progress: ProgressRules, rounds: int = 2
+                        ) -> dict[str, list[dict[str, Any]]]:
+    """The same plant filled alternately through the dispatcher and directly, `rounds` times
+    each, into fresh databases (`urls(i)`): events per second of wall time and per CPU second
+    of this process (on SQLite the database's work is in it; on PostgreSQL the server's is not).
+    """
+    out: dict[str, list[dict[str, Any]]] = {"dispatcher": [], "direct": []}
+    i = 0
+    for _ in range(rounds):
+        for how, fill in (("dispatcher", fill_dispatcher), ("direct", fill_direct)):
+            store = await Store.open(urls(i))
+            i += 1
+            try:
+                c0 = time.process_time()
+                r = await fill(store, make_plant(), rules, progress)
+                cpu = time.process_time() - c0
+            finally:
+                await store.close()
+            out[how].append({"events": r["events"], "events_per_s": r["fill_events_per_s"],
+                             "events_per_cpu_s": round(r["events"] / max(cpu, 1e-9))})
+    return out
