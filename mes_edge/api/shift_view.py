@@ -21,7 +21,7 @@ from mes_edge.domain.calendar import ShiftInstance, shift_at, shifts_between
 from mes_edge.domain.progress import BUCKET, BucketTotals, ProgressRules, span_totals, totals
 from mes_edge.domain.progress import StateSpan as Span
 from mes_edge.store.oee_report import Group, row
-from mes_edge.store.progress import bucket_rows, open_spans, timelines
+from mes_edge.store.progress import open_spans, timelines, window_totals
 from mes_edge.store.repository import Store
 
 #: Reasons on the Pareto chart; the rest is summed as "other reasons".
@@ -71,7 +71,8 @@ def figure_window(lo: datetime, hi: datetime, now: datetime) -> tuple[datetime, 
 def figures_of(rules: ProgressRules, work_center: str, lo: datetime, hi: datetime,
                now: datetime, buckets: list[BucketTotals], opened: list[Span]
                ) -> dict[str, Any]:
-    """OEE of [lo, hi) from its rollup buckets (figure_window) plus the open span up to now."""
+    """OEE of [lo, hi) from its rollup totals (the buckets of figure_window, summed or not)
+    plus the open span up to now."""
     parts = list(buckets)
     for s in opened:
         a, b = max(s.start, lo), min(now, hi)
@@ -89,8 +90,8 @@ async def figures(store: Store, rules: ProgressRules, work_center: str, lo: date
     w = figure_window(lo, hi, now)
     if w is None:
         return None
-    found = (await bucket_rows(store, {work_center: w}))[work_center]
-    return figures_of(rules, work_center, lo, hi, now, [r.totals for r in found], opened)
+    found = (await window_totals(store, {work_center: w}))[work_center]
+    return figures_of(rules, work_center, lo, hi, now, [found], opened)
 
 
 def pareto(stops: list[dict[str, Any]], lo: datetime, hi: datetime) -> list[dict[str, Any]]:
@@ -220,8 +221,8 @@ async def shift_views(store: Store, rules: ProgressRules, work_centers: list[tup
     """The running shift of each (id, name) work center.
 
     Four statements whatever the number of work centers (the open spans, every timeline's
-    count and its spans changed since the last refresh, every window's rollup buckets), each
-    an index range per work center. `downtime_out` must depend on the span alone (and on now
+    count and its spans changed since the last refresh, every window's rollup totals summed),
+    each an index range per work center. `downtime_out` must depend on the span alone (and on now
     for an open one): what it made of a closed span is kept until the span changes."""
     opened = await open_spans(store)
     shown = {wc: window(rules, wc, now) for wc, _ in work_centers}
@@ -229,8 +230,7 @@ async def shift_views(store: Store, rules: ProgressRules, work_centers: list[tup
                                          if lo < hi})
     fig = {wc: w for wc, (_, lo, hi) in shown.items()
            if (w := figure_window(lo, hi, now)) is not None}
-    buckets = await bucket_rows(store, fig)
+    summed = await window_totals(store, fig)
     return [work_center_view(rules, wc, name, now, shown[wc], kept.get(wc) or _Kept(shown[wc][1]),
-                             [r.totals for r in buckets[wc]] if wc in fig else None, opened,
-                             downtime_out)
+                             [summed[wc]] if wc in fig else None, opened, downtime_out)
             for wc, name in work_centers]

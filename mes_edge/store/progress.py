@@ -101,7 +101,7 @@ async def spans(store: Store, start: datetime, end: datetime, *,
         return [span_of(r) for r in (await conn.execute(query)).all()]
 
 
-#: Work centers per statement of `timelines` / `bucket_rows` (SQLite allows 500 UNION terms).
+#: Work centers per statement of `timelines` / `window_totals` (SQLite: at most 500 UNION terms).
 _PER_STATEMENT = 100
 
 
@@ -165,25 +165,20 @@ async def timelines(store: Store, windows: Mapping[str, tuple[datetime, datetime
     return out
 
 
-async def bucket_rows(store: Store, windows: Mapping[str, tuple[datetime, datetime]]
-                      ) -> dict[str, list[BucketRow]]:
-    """Per work center, its rollup rows with a start in its window [lo, hi), oldest first
-    (every work center of `windows` is a key); one statement for many work centers."""
-    out: dict[str, list[BucketRow]] = {wc: [] for wc in windows}
+async def window_totals(store: Store, windows: Mapping[str, tuple[datetime, datetime]]
+                        ) -> dict[str, BucketTotals]:
+    """Per work center, its rollup totals summed over the buckets starting in its window
+    [lo, hi) (every work center of `windows` is a key); one statement for many work centers,
+    each part an index range, summed in SQL."""
+    out = {wc: BucketTotals() for wc in windows}
     t = oee_buckets
-    parts = [select(t).where(t.c.work_center == wc, t.c.bucket_start >= lo,
-                             t.c.bucket_start < hi)
+    sums = [func.coalesce(func.sum(t.c[name]), 0).label(name) for name in COLUMNS]
+    parts = [select(literal(wc).label("wc"), *sums).where(
+                 t.c.work_center == wc, t.c.bucket_start >= lo, t.c.bucket_start < hi)
              for wc, (lo, hi) in windows.items() if lo < hi]
     async with store.engine.connect() as conn:
-        for i in range(0, len(parts), _PER_STATEMENT):
-            chunk = parts[i:i + _PER_STATEMENT]
-            query: Any = chunk[0] if len(chunk) == 1 else union_all(chunk[0], *chunk[1:])
-            for r in (await conn.execute(query)).all():
-                out[r.work_center].append(BucketRow(
-                    r.work_center, r.bucket_start,
-                    BucketTotals(*(int(getattr(r, n)) for n in COLUMNS))))
-    for found in out.values():
-        found.sort(key=lambda b: b.bucket_start)
+        for r in await _union(conn, parts):
+            out[r.wc] = BucketTotals(*(int(getattr(r, n)) for n in COLUMNS))
     return out
 
 
