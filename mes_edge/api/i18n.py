@@ -282,6 +282,7 @@ _PROGRESS: dict[str, dict[str, str]] = {
         "other_reasons": "other reasons", "planned_break": "Break",
         "state_blocked": "Blocked", "state_starved": "Starved", "state_planned": "Planned",
         "micro_stop": "micro-stop", "stops_n": "{n} stops", "category": "Category",
+        "spans_n": "{n} short spans", "micro_stops_n": "{n} micro-stops",
         "back": "Back", "figures_unavailable": "shift bounds not on 15 minutes",
     },
     "zh": {
@@ -295,6 +296,7 @@ _PROGRESS: dict[str, dict[str, str]] = {
         "other_reasons": "其他原因", "planned_break": "休息",
         "state_blocked": "堵料", "state_starved": "缺料", "state_planned": "计划停机",
         "micro_stop": "短暂停机", "stops_n": "{n} 次停机", "category": "类别",
+        "spans_n": "{n} 个短时段", "micro_stops_n": "{n} 次短暂停机",
         "back": "返回", "figures_unavailable": "班次边界不在 15 分钟整点",
     },
 }

@@ -163,18 +163,27 @@ def _json(body: dict[str, Any]) -> Response:
 @router.get("/progress/shift", operation_id="getShiftProgress", response_class=Response,
             responses={200: {"content": {"application/json": {"schema": {"type": "object"}}},
                              "description": "the running shift per work center"}})
-async def shift_progress(service: ServiceDep, _: AnyRoleDep,
-                         work_center: str | None = None) -> Response:
+async def shift_progress(
+    service: ServiceDep, _: AnyRoleDep, work_center: str | None = None,
+    resolution_s: Annotated[float | None, Query(gt=0, le=86400)] = None,
+) -> Response:
     """Per work center, the running shift so far (the local day without a calendar; the last
     shift when none runs): A / P / Q / OEE, the state timeline with reasons, downtime minutes,
     micro-stops and the stops' minutes per reason, largest first (Pareto). For the board and
-    the station tablet."""
+    the station tablet.
+
+    `resolution_s` (the seconds one pixel of the strip shows) merges each timeline for drawing:
+    runs of spans shorter than it become segments at least that long, coloured by the state
+    that takes most of their time, with `merged` (spans), `stops`, `micro_stops` and `seconds`
+    per state; longer spans stay as they are. The figures, downtime minutes and Pareto are the
+    same with or without it. Without it: every span."""
     names = {w.id: w.name or w.id for w in service.settings.work_centers}
     now = datetime.now(UTC)
     views = await shift_views(
         _store(service), service.progress,
         [(w, names[w]) for w in _work_centers(service, work_center)], now,
-        lambda s, at: downtime_out(service, s, at))
+        lambda s, at: downtime_out(service, s, at),
+        None if resolution_s is None else timedelta(seconds=resolution_s))
     return _json({"now": now, "mode": service.progress.mode, "work_centers": views})
 
 

@@ -181,19 +181,103 @@ def _draw(s: Span, seq: int, k: _Kept, hi: datetime, now: datetime,
     entry = {
         "state": s.state.value, "start": max(s.start, k.lo), "end": min(s.end or hi, hi),
         "open": s.end is None, "downtime_id": s.downtime_id, "reason": d["reason"],
-        "reason_text": d["reason_text"],
+        "reason_text": d["reason_text"], "reason_by": s.reason_by,
         "micro_stop": d["micro_stop"], "in_planned_time": d["in_planned_time"]}
     if inside:
         k.drawn[s.start] = (seq, entry, stop)
     return entry, stop
 
 
+def _segment(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several consecutive timeline entries drawn as one: coloured by the state that takes most
+    of its time (a micro-stop colour when that state's time is all micro-stops), with the count
+    of spans, stops and micro-stops and the seconds per state for the hover text."""
+    seconds: dict[str, float] = {}
+    micro: dict[str, float] = {}
+    for e in entries:
+        length = (e["end"] - e["start"]).total_seconds()
+        seconds[e["state"]] = seconds.get(e["state"], 0.0) + length
+        if e["micro_stop"]:
+            micro[e["state"]] = micro.get(e["state"], 0.0) + length
+    state = max(seconds, key=lambda s: seconds[s])  # the first of equals, in time order
+    return {
+        "state": state, "start": entries[0]["start"], "end": entries[-1]["end"],
+        "open": entries[-1]["open"], "downtime_id": None, "reason": None, "reason_text": None,
+        "reason_by": None, "micro_stop": micro.get(state, -1.0) == seconds[state],
+        "in_planned_time": any(e["in_planned_time"] for e in entries),
+        "merged": len(entries), "stops": sum(1 for e in entries if e["downtime_id"] is not None),
+        "micro_stops": sum(1 for e in entries if e["micro_stop"]),
+        "seconds": {s: round(v, 3) for s, v in seconds.items()},
+    }
+
+
+def merge_timeline(timeline: list[dict[str, Any]], resolution: timedelta
+                   ) -> list[dict[str, Any]]:
+    """The timeline at a screen's resolution (`resolution`: the time one pixel of the strip
+    shows). Consecutive spans of the same state that are not stops join; a run of spans each
+    shorter than the resolution becomes segments of at least that length (one, when the run is
+    shorter than twice the resolution), each a `_segment`; the rest (a stop, or a span at least
+    as long as the resolution) stays the entry it was, reason and who gave it included. The
+    segments cover exactly the time the entries cover: contiguous where they are, no overlap,
+    and a gap between entries stays a gap. Entries sorted by start, not overlapping."""
+    groups: list[list[dict[str, Any]]] = []  # spans that join (same state, no stop)
+    for e in timeline:
+        last = groups[-1][-1] if groups else None
+        if (last is not None and last["end"] == e["start"] and last["state"] == e["state"]
+                and last["downtime_id"] is None and e["downtime_id"] is None
+                and not last["micro_stop"] and not e["micro_stop"]):
+            groups[-1].append(e)
+        else:
+            groups.append([e])
+    out: list[dict[str, Any]] = []
+    run: list[list[dict[str, Any]]] = []  # segments of the current run of short spans
+    chunk: list[dict[str, Any]] = []
+    chunk_len = timedelta()
+
+    def emit(entries: list[dict[str, Any]]) -> None:
+        out.append(entries[0] if len(entries) == 1 else _segment(entries))
+
+    def flush() -> None:
+        nonlocal chunk_len
+        if chunk:
+            if chunk_len < resolution and run:  # a short tail joins the segment before it
+                run[-1].extend(chunk)
+            else:
+                run.append(list(chunk))
+        for c in run:
+            emit(c)
+        run.clear()
+        chunk.clear()
+        chunk_len = timedelta()
+
+    for g in groups:
+        length = g[-1]["end"] - g[0]["start"]
+        tail = chunk[-1] if chunk else run[-1][-1] if run else None
+        if tail is not None and tail["end"] != g[0]["start"]:
+            flush()  # a gap: no segment crosses it
+        if length >= resolution:
+            flush()
+            emit(g)
+            continue
+        chunk.extend(g)
+        chunk_len += length
+        if chunk_len >= resolution:
+            run.append(list(chunk))
+            chunk.clear()
+            chunk_len = timedelta()
+    flush()
+    return out
+
+
 def work_center_view(rules: ProgressRules, work_center: str, name: str, now: datetime,
                      shown: tuple[dict[str, Any] | None, datetime, datetime], k: _Kept,
                      buckets: list[BucketTotals] | None, opened: list[Span],
-                     downtime_out: DowntimeOut) -> dict[str, Any]:
+                     downtime_out: DowntimeOut, resolution: timedelta | None = None
+                     ) -> dict[str, Any]:
     """Shift, figures, timeline and Pareto of one work center, from what was read for it:
-    `shown` (window()), its spans in the window, its rollup buckets (None: no figures)."""
+    `shown` (window()), its spans in the window, its rollup buckets (None: no figures). With a
+    `resolution` the timeline is merged to it (merge_timeline); the figures, downtime minutes,
+    micro-stops and Pareto come from the rollups and the spans as read, never from the merge."""
     shift, lo, hi = shown
     timeline = []
     stops = []
@@ -212,13 +296,16 @@ def work_center_view(rules: ProgressRules, work_center: str, name: str, now: dat
         "downtime_min": round(downtime_min, 2),
         "micro_stops": sum(1 for d in stops if d["micro_stop"]),
         "reason_missing": sum(1 for d in stops if d["reason_missing"]),
-        "timeline": timeline, "pareto": pareto(stops, lo, hi),
+        "timeline": timeline if resolution is None else merge_timeline(timeline, resolution),
+        "pareto": pareto(stops, lo, hi),
     }
 
 
 async def shift_views(store: Store, rules: ProgressRules, work_centers: list[tuple[str, str]],
-                      now: datetime, downtime_out: DowntimeOut) -> list[dict[str, Any]]:
-    """The running shift of each (id, name) work center.
+                      now: datetime, downtime_out: DowntimeOut,
+                      resolution: timedelta | None = None) -> list[dict[str, Any]]:
+    """The running shift of each (id, name) work center (timelines merged to `resolution`, the
+    time a pixel of the strip shows, if given: merge_timeline).
 
     Four statements whatever the number of work centers (the open spans, every timeline's
     count and its spans changed since the last refresh, every window's rollup totals summed),
@@ -232,5 +319,6 @@ async def shift_views(store: Store, rules: ProgressRules, work_centers: list[tup
            if (w := figure_window(lo, hi, now)) is not None}
     summed = await window_totals(store, fig)
     return [work_center_view(rules, wc, name, now, shown[wc], kept.get(wc) or _Kept(shown[wc][1]),
-                             [summed[wc]] if wc in fig else None, opened, downtime_out)
+                             [summed[wc]] if wc in fig else None, opened, downtime_out,
+                             resolution)
             for wc, name in work_centers]
