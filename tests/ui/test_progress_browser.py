@@ -19,6 +19,7 @@ from mes_edge.store.tokens import Role, create_token
 from tests.api.conftest import Running
 from tests.api.test_progress import state
 from tests.api.test_progress_shift import drive_shift, shift_now, shift_plant
+from tests.api.test_progress_strip import flicker
 from tests.ui.test_station_browser import ARGS, CHROMIUM, SHOTS, connect_tablet
 
 # A test dependency (tests/run.sh installs it): missing is a failure, never a skip.
@@ -38,6 +39,8 @@ async def test_shift_progress_on_board_and_tablet(sqlite_url: str) -> None:
     try:
         r = Running(service, url, {})
         await drive_shift(r, s)
+        # CNC-02 flickers for ten minutes (40 stops of 10-20 s): too short for a pixel each.
+        await flicker(r, s)
         # An open stop five minutes long: past the micro-stop threshold, it asks for a reason.
         assert (await d.process(state("PRESS-01", MachineState.DOWN, s.at(55)))).ok
         sup = await create_token(store, Role.SUPERVISOR, "sue")
@@ -53,9 +56,25 @@ async def test_shift_progress_on_board_and_tablet(sqlite_url: str) -> None:
                     await card.wait_for()
                     text = (await card.inner_text()).lower()  # captions are upper case
                     assert avail.lower() in text and "98.0 %" in text  # Q: 1500 good, 30 scrap
-                    # CNC-02 shares the calendar and recorded nothing: figures, no Pareto bars.
+                    # CNC-02 shares the calendar and counted nothing: Q is null.
                     cnc = page.locator("#progress article[data-work-center='CNC-02']")
                     assert "\u2013" in await cnc.locator("[data-kpi='q']").inner_text()  # null
+                    # The board asks at its strip's resolution: CNC-02's flicker comes merged,
+                    # far fewer rectangles than its 43 spans, the hover text (the SVG title, the
+                    # browser's tooltip) says what is in one.
+                    asked = await page.evaluate("performance.getEntriesByType('resource')"
+                                                ".map(e => e.name)")
+                    assert any("/progress/shift?" in u and "resolution_s=" in u for u in asked)
+                    cseg = cnc.locator("svg.pg-timeline rect.seg")
+                    assert 3 < await cseg.count() < 20
+                    merged = cnc.locator("svg.pg-timeline rect.seg[data-merged]")
+                    assert await merged.count() >= 1
+                    hover = await merged.first.locator("title").text_content()
+                    # "3 micro-stops · Running 1 min, Down 0.5 min" (all its stops are micro)
+                    stops, run_text, down_text = (("micro-stops", "Running", "Down") if lang == "en"
+                                                  else ("次短暂停机", "运行中", "停机"))
+                    assert hover is not None and stops in hover and run_text in hover
+                    assert down_text in hover and ("min" if lang == "en" else "分钟") in hover
                     # The strip: running, the breakdown, the micro-stop, the break, the open stop.
                     seg = card.locator("svg.pg-timeline rect.seg")
                     kinds = [await seg.nth(i).get_attribute("data-state")

@@ -88,13 +88,29 @@
     for (const s of v.timeline) {
       const a = Date.parse(s.start), e = s.open ? now : Date.parse(s.end);
       const colour = s.micro_stop ? COLOURS.micro : (COLOURS[s.state] || COLOURS.unknown);
-      const why = s.downtime_id ? " · " + (s.reason ? pick(s.reason_text, s.reason) : (s.micro_stop ? T.micro_stop : T.no_reason_given)) : "";
       const mins = minutes((e - a) / 60000) + " " + T.minutes;
-      root.append(svg("rect", { class: "seg", x: x(a), y: top,
-                                width: Math.max(x(e) - x(a), 1.5), height: bar, fill: colour,
-                                "data-state": s.micro_stop ? "micro" : s.state,
-                                "data-reason": s.reason || "" },
-                      title(stateText(s.state) + " · " + hhmm(a) + "–" + hhmm(e) + " (" + mins + ")" + why)));
+      let tip;
+      if (s.merged > 1) {
+        // Spans too short to see, merged by the server: what happened in them, largest first.
+        const parts = Object.entries(s.seconds).sort((p, q) => q[1] - p[1])
+          .map(([st, sec]) => stateText(st) + " " + minutes(sec / 60) + " " + T.minutes);
+        let what = fill(T.spans_n, { n: s.merged });
+        if (s.stops && s.stops === s.micro_stops) what = fill(T.micro_stops_n, { n: s.stops });
+        else if (s.stops) {
+          what = fill(T.stops_n, { n: s.stops })
+            + (s.micro_stops ? " (" + fill(T.micro_stops_n, { n: s.micro_stops }) + ")" : "");
+        }
+        tip = hhmm(a) + "–" + hhmm(e) + " · " + what + " · " + parts.join(LANG === "zh" ? "，" : ", ");
+      } else {
+        const why = s.downtime_id ? " · " + (s.reason ? pick(s.reason_text, s.reason) : (s.micro_stop ? T.micro_stop : T.no_reason_given)) : "";
+        tip = stateText(s.state) + " · " + hhmm(a) + "–" + hhmm(e) + " (" + mins + ")" + why;
+      }
+      const attrs = { class: "seg", x: x(a), y: top,
+                      width: Math.max(x(e) - x(a), 1.5), height: bar, fill: colour,
+                      "data-state": s.micro_stop ? "micro" : s.state,
+                      "data-reason": s.reason || "" };
+      if (s.merged > 1) attrs["data-merged"] = s.merged;
+      root.append(svg("rect", attrs, title(tip)));
     }
     root.append(...breaks);  // over the states: a stop in a break costs nothing
     if (now > lo && now < hi) {
@@ -192,13 +208,39 @@
     return node;
   }
 
+  // The strip's resolution: the seconds one CSS pixel of it shows, for the narrowest strip of
+  // the last answer (its window over its width); before any answer, an 8-hour shift over the
+  // narrowest column of the cards' grid (the strip is a little narrower still: the card's
+  // padding; on the tablet the figures sit beside it: finer than needed, never coarser).
+  let resolution = null;
+  function measure(views) {
+    let best = null;
+    for (const v of views) {
+      const node = box.querySelector(`article[data-work-center="${CSS.escape(v.work_center)}"] svg.pg-timeline`);
+      const px = node ? node.getBoundingClientRect().width : 0;
+      if (px < 50) continue;
+      const lo = Date.parse(v.from), s = (end(v, lo) - lo) / 1000 / px;
+      if (s > 0 && (best === null || s < best)) best = s;
+    }
+    return best;
+  }
+  function firstGuess() {
+    const cols = getComputedStyle(box).gridTemplateColumns.split(" ").map(parseFloat)
+      .filter((w) => w > 0);
+    const px = cols.length ? Math.min(...cols) : box.getBoundingClientRect().width;
+    return (8 * 3600) / Math.max(px || 0, 300);
+  }
+  function resolutionS() { return Math.max(1, Math.floor(resolution || firstGuess())); }
+
   async function refresh() {
     const q = new URLSearchParams();
     if (wc) q.set("work_center", wc);
+    q.set("resolution_s", String(resolutionS()));
     let body;
     try { body = await api("GET", "/api/v1/progress/shift?" + q.toString()); } catch (err) { return; }
     const now = Date.parse(body.now);
     box.replaceChildren(...body.work_centers.map((v) => card(v, now)));
+    resolution = measure(body.work_centers) || resolution;
     // The tablet's reason prompt skips stops wholly outside planned time (a break): it listens.
     if (wc) document.dispatchEvent(new CustomEvent("shift-progress", { detail: body.work_centers[0] }));
     section.dataset.loaded = "1";
