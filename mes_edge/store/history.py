@@ -1,8 +1,9 @@
 """History that does not slow the present (issue 14): WIP snapshots, retention with export.
 
-- A WIP snapshot is the whole state (every order, work center and confirmation) as it stood
-  right after event `seq`. `db verify` starts from the latest one and replays only the events
-  after it; retention never purges an event the latest snapshot does not cover.
+- A WIP snapshot is the state (every order but the closed ones, every work center, the
+  confirmations of those orders) as it stood right after event `seq`. `db verify` starts from
+  the latest one and replays only the events after it; retention never purges an event the
+  latest snapshot does not cover.
 - Retention deletes events (per kind) and rejected events older than the kept days. What is
   purged is first written to `<export_dir>/<kind>-YYYY-MM-DD.jsonl.gz` (one file per UTC day of
   commit, compressed JSON lines; a later purge of the same day appends a gzip member), flushed
@@ -23,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import delete, desc, func, select
 
-from mes_edge.domain import MemoryState
+from mes_edge.domain import MemoryState, OrderStatus
 from mes_edge.store import codec
 from mes_edge.store.repository import Store
 from mes_edge.store.tables import events, rejected_events, wip_snapshots
@@ -34,11 +35,18 @@ _PURGE_CHUNK = 5_000
 
 
 def state_to_json(state: MemoryState) -> dict[str, Any]:
-    """The whole state as JSON (orders, work centers, confirmations in commit order)."""
+    """The state as JSON (orders, work centers, confirmations in commit order), without the
+    closed orders and their confirmations: closed is final, the database keeps them as they
+    are, and a snapshot stays the size of what is active instead of growing with all history
+    (replay reads back a closed order an event after the snapshot names)."""
+    closed = {o.order_id for o in state.order_map.values() if o.status == OrderStatus.CLOSED}
     return {
-        "orders": [codec.order_to_json(o) for o in state.order_map.values()],
+        "orders": [codec.order_to_json(o) for o in state.order_map.values()
+                   if o.order_id not in closed],
         "work_centers": [codec.wc_to_json(w) for w in state.wc_map.values()],
-        "confirmations": [codec.confirmation_to_json(c) for c in state.conf_map.values()],
+        "confirmations": [codec.confirmation_to_json(c) for c in state.conf_map.values()
+                          if c.order_id not in closed],
+        "closed_left_out": len(closed),
     }
 
 
@@ -79,7 +87,7 @@ async def save_snapshot(store: Store, seq: int, state: MemoryState) -> None:
     async with store.transaction() as conn:
         await conn.execute(delete(wip_snapshots).where(wip_snapshots.c.seq == seq))
         await conn.execute(wip_snapshots.insert().values(
-            seq=seq, taken_at=datetime.now(UTC), orders=len(state.order_map), state=data))
+            seq=seq, taken_at=datetime.now(UTC), orders=len(data["orders"]), state=data))
         seqs = [int(r[0]) for r in await conn.execute(
             select(wip_snapshots.c.seq).order_by(desc(wip_snapshots.c.seq)))]
         if len(seqs) > SNAPSHOTS_KEPT:

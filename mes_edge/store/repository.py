@@ -138,6 +138,33 @@ class Store:
                 .order_by(confirmations.c.cursor))] if found else []
         return orders, confs
 
+    async def closed_orders(self, order_ids: Sequence[str], upto_seq: int
+                            ) -> tuple[list[WorkOrder], list[Confirmation]]:
+        """Those of these orders that were closed at event `upto_seq` (status closed, last
+        changed at or before it), with their confirmations. Closed is final: the row is the
+        order as it stood then. Replay reads them back when a WIP snapshot left them out."""
+        if not order_ids:
+            return [], []
+        async with self.engine.connect() as conn:
+            orders = [codec.order_from_json(r.state) for r in await conn.execute(
+                select(work_orders.c.state).where(
+                    work_orders.c.order_id.in_(order_ids),
+                    work_orders.c.status == OrderStatus.CLOSED.value,
+                    work_orders.c.updated_seq <= upto_seq))]
+            found = [o.order_id for o in orders]
+            confs = [codec.confirmation_from_row(r) for r in await conn.execute(
+                select(confirmations).where(confirmations.c.order_id.in_(found))
+                .order_by(confirmations.c.cursor))] if found else []
+        return orders, confs
+
+    async def closed_order_ids(self, upto_seq: int) -> set[str]:
+        """Every order closed at event `upto_seq` (for `db verify` after a snapshot)."""
+        async with self.engine.connect() as conn:
+            return {str(r[0]) for r in await conn.execute(
+                select(work_orders.c.order_id).where(
+                    work_orders.c.status == OrderStatus.CLOSED.value,
+                    work_orders.c.updated_seq <= upto_seq))}
+
     async def load_confirmations(self, named: Sequence[tuple[str, str]]) -> list[Confirmation]:
         """The confirmations named by (order id, confirmation id) and every reversal of one of
         them (looked up within their orders: the order id is indexed), in commit order."""

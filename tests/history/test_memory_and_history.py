@@ -14,7 +14,7 @@ from mes_edge.dispatcher import Dispatcher, Status
 from mes_edge.dispatcher.replay import take_snapshot, verify
 from mes_edge.domain import OperationAction, OrderAction, OrderCommand, OrderStatus
 from mes_edge.store import Store, history, reads
-from mes_edge.store.tables import events, rejected_events
+from mes_edge.store.tables import events, rejected_events, wip_snapshots
 from tests import factory as f
 
 pytestmark = pytest.mark.timeout(120)
@@ -173,6 +173,55 @@ async def test_retention_by_kind_keeps_other_kinds(db_url: str, tmp_path: Path) 
         async with store.engine.connect() as conn:
             kinds = {r[0] for r in await conn.execute(select(events.c.type))}
         assert "quantity_reported" not in kinds and "order_received" in kinds
+        assert (await verify(store, f.rules())).equal
+    finally:
+        await d.stop()
+        await store.close()
+
+
+async def test_snapshots_leave_closed_orders_out_and_replay_reads_them_back(
+        db_url: str) -> None:
+    """A snapshot holds what is active, not all history: closed orders (final) and their
+    confirmations stay in the database only. An event after the snapshot that names one (the
+    ERP sending it again, a second close) reads it back on replay; verify stays equal."""
+    def close(order_id: str) -> OrderCommand:
+        return OrderCommand(event_id=f.eid("close"), order_id=order_id,
+                            action=OrderAction.CLOSE, received_ts=f.T0)
+
+    store, d = await open_dispatcher(db_url)
+    try:
+        for n in range(3):
+            oid = f"C{n}"
+            await d.process(f.order(oid, qty=5, wcs=("ASSY-03",)))
+            await d.process(f.start(oid, "0010", "ASSY-03"))
+            await d.process(f.operator_report("ASSY-03", oid, "0010", good=5))
+            await d.process(f.command(OperationAction.COMPLETE, "ASSY-03"))
+            if n < 2:  # C2 stays completed, not closed
+                assert (await d.process(close(oid))).status == Status.ACCEPTED
+        await d.process(f.order("OPEN", qty=50))
+        snap = await take_snapshot(store, f.rules())
+        async with store.engine.connect() as conn:
+            row = (await conn.execute(select(wip_snapshots))).one()
+        assert row.seq == snap and row.orders == 2 and row.state["closed_left_out"] == 2
+        assert {o["order_id"] for o in row.state["orders"]} == {"C2", "OPEN"}
+        assert {c["order_id"] for c in row.state["confirmations"]} == {"C2"}
+        # After the snapshot: the ERP sends C0 again (same revision: no change), C1 is closed
+        # again (no change), C2 is closed, a new order comes.
+        again = f.order("C0", qty=5, wcs=("ASSY-03",))
+        no_change = (Status.ACCEPTED, Status.UNCHANGED)
+        assert (await d.process(again)).status in no_change
+        assert (await d.process(close("C1"))).status in no_change
+        assert (await d.process(close("C2"))).status == Status.ACCEPTED
+        await d.process(f.order("NEW", qty=5))
+        report = await verify(store, f.rules())
+        assert report.equal, report.differences
+        assert report.snapshot_seq == snap and report.events == d.last_seq - snap >= 2
+        # The next snapshot leaves C2 out too; verify from it is still equal.
+        await take_snapshot(store, f.rules())
+        async with store.engine.connect() as conn:
+            newest = (await conn.execute(select(wip_snapshots).order_by(
+                wip_snapshots.c.seq.desc()).limit(1))).one()
+        assert {o["order_id"] for o in newest.state["orders"]} == {"OPEN", "NEW"}
         assert (await verify(store, f.rules())).equal
     finally:
         await d.stop()
