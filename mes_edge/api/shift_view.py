@@ -12,6 +12,7 @@ every window's rollup buckets.
 from __future__ import annotations
 
 import weakref
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -134,6 +135,8 @@ class _Kept:
     #: drawn once, the same until the span changes (a closed span no longer depends on now).
     drawn: dict[datetime, tuple[int, dict[str, Any], dict[str, Any] | None]] = field(
         default_factory=dict)
+    #: The last merge of the timeline for a screen's resolution (merge_timeline).
+    merged: MergeMemo | None = None
 
 
 #: Per store, per work center: what the last board or tablet refresh read. A refresh every few
@@ -211,61 +214,112 @@ def _segment(entries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def merge_timeline(timeline: list[dict[str, Any]], resolution: timedelta
-                   ) -> list[dict[str, Any]]:
-    """The timeline at a screen's resolution (`resolution`: the time one pixel of the strip
-    shows). Consecutive spans of the same state that are not stops join; a run of spans each
-    shorter than the resolution becomes segments of at least that length (one, when the run is
-    shorter than twice the resolution), each a `_segment`; the rest (a stop, or a span at least
-    as long as the resolution) stays the entry it was, reason and who gave it included. The
-    segments cover exactly the time the entries cover: contiguous where they are, no overlap,
-    and a gap between entries stays a gap. Entries sorted by start, not overlapping."""
-    groups: list[list[dict[str, Any]]] = []  # spans that join (same state, no stop)
-    for e in timeline:
-        last = groups[-1][-1] if groups else None
-        if (last is not None and last["end"] == e["start"] and last["state"] == e["state"]
-                and last["downtime_id"] is None and e["downtime_id"] is None
-                and not last["micro_stop"] and not e["micro_stop"]):
-            groups[-1].append(e)
-        else:
-            groups.append([e])
-    out: list[dict[str, Any]] = []
-    run: list[list[dict[str, Any]]] = []  # segments of the current run of short spans
-    chunk: list[dict[str, Any]] = []
+@dataclass
+class MergeMemo:
+    """A work center's last merge (merge_timeline), reused up to where its timeline changed."""
+
+    resolution: timedelta
+    timeline: list[dict[str, Any]]
+    #: (first, end) indices into `timeline` of each segment, and the segment.
+    out: list[tuple[int, int, dict[str, Any]]]
+    #: Where the merge can start again: (index, start of the segment still open there or None).
+    #: What came out before an index depends only on the entries before it (and on whether
+    #: the entry there joins the one before it).
+    restarts: list[tuple[int, int | None]]
+
+
+def _merge_from(timeline: list[dict[str, Any]], first: int, pending: tuple[int, int] | None,
+                resolution: timedelta, out: list[tuple[int, int, dict[str, Any]]],
+                restarts: list[tuple[int, int | None]]) -> None:
+    """merge_timeline of timeline[first:], appended to `out`; `pending`: the last segment
+    before `first`, still open to a short tail."""
+    chunk: int | None = None  # where the chunk of short spans being filled starts
     chunk_len = timedelta()
+    n = len(timeline)
 
-    def emit(entries: list[dict[str, Any]]) -> None:
-        out.append(entries[0] if len(entries) == 1 else _segment(entries))
+    def emit(seg: tuple[int, int]) -> None:
+        i, j = seg
+        out.append((i, j, timeline[i] if j - i == 1 else _segment(timeline[i:j])))
 
-    def flush() -> None:
-        nonlocal chunk_len
-        if chunk:
-            if chunk_len < resolution and run:  # a short tail joins the segment before it
-                run[-1].extend(chunk)
+    def flush(at: int) -> None:
+        nonlocal chunk, chunk_len, pending
+        if chunk is not None:
+            if chunk_len < resolution and pending is not None:  # a short tail joins it
+                pending = (pending[0], at)
             else:
-                run.append(list(chunk))
-        for c in run:
-            emit(c)
-        run.clear()
-        chunk.clear()
-        chunk_len = timedelta()
+                if pending is not None:
+                    emit(pending)
+                pending = (chunk, at)
+        if pending is not None:
+            emit(pending)
+        pending, chunk, chunk_len = None, None, timedelta()
 
-    for g in groups:
-        length = g[-1]["end"] - g[0]["start"]
-        tail = chunk[-1] if chunk else run[-1][-1] if run else None
-        if tail is not None and tail["end"] != g[0]["start"]:
-            flush()  # a gap: no segment crosses it
+    i = first
+    while i < n:
+        e = timeline[i]
+        j = i + 1  # spans that join: same state, contiguous, no stop among them
+        while (j < n and timeline[j]["start"] == timeline[j - 1]["end"]
+               and timeline[j]["state"] == e["state"] and e["downtime_id"] is None
+               and timeline[j]["downtime_id"] is None and not e["micro_stop"]
+               and not timeline[j]["micro_stop"]):
+            j += 1
+        length = timeline[j - 1]["end"] - e["start"]
+        if i > 0 and timeline[i - 1]["end"] != e["start"]:
+            flush(i)  # a gap: no segment crosses it
         if length >= resolution:
-            flush()
-            emit(g)
-            continue
-        chunk.extend(g)
-        chunk_len += length
-        if chunk_len >= resolution:
-            run.append(list(chunk))
-            chunk.clear()
-            chunk_len = timedelta()
-    flush()
+            flush(i)
+            emit((i, j))
+        else:
+            if chunk is None:
+                chunk = i
+            chunk_len += length
+            if chunk_len >= resolution:  # a segment, open to a short tail until the next one
+                if pending is not None:
+                    emit(pending)
+                pending, chunk, chunk_len = (chunk, j), None, timedelta()
+        if j < n and chunk is None:
+            restarts.append((j, None if pending is None else pending[0]))
+        i = j
+    flush(n)
+
+
+def merge_timeline(timeline: list[dict[str, Any]], resolution: timedelta,
+                   memo: MergeMemo | None = None) -> tuple[list[dict[str, Any]], MergeMemo]:
+    """The timeline at a screen's resolution (`resolution`: the time one pixel of the strip
+    shows), and a memo for the next call. Consecutive spans of the same state that are not
+    stops join; a run of spans each shorter than the resolution becomes segments of at least
+    that length (one, when the run is shorter than twice the resolution), each a `_segment`;
+    the rest (a stop, or a span at least as long as the resolution) stays the entry it was,
+    reason and who gave it included. The segments cover exactly the time the entries cover:
+    contiguous where they are, no overlap, and a gap between entries stays a gap. Entries
+    sorted by start, not overlapping.
+
+    With the `memo` of the previous call, what it merged before the last restart point in the
+    part of the timeline that did not change is kept (a refresh merges the last few spans)."""
+    out: list[tuple[int, int, dict[str, Any]]] = []
+    restarts: list[tuple[int, int | None]] = []
+    first, pending = 0, None
+    if memo is not None and memo.resolution == resolution:
+        old, same = memo.timeline, 0
+        for a, b in zip(old, timeline, strict=False):
+            if a is not b and a != b:
+                break
+            same += 1
+        # The last restart point r with entries [0, r] unchanged.
+        k = bisect_left(memo.restarts, same, key=lambda x: x[0]) - 1
+        if k >= 0:
+            first, ps = memo.restarts[k]
+            restarts = memo.restarts[:k + 1]
+            kept = first if ps is None else ps
+            out = memo.out[:bisect_right(memo.out, kept, key=lambda x: x[1])]
+            pending = None if ps is None else (ps, first)
+    _merge_from(timeline, first, pending, resolution, out, restarts)
+    return [x[2] for x in out], MergeMemo(resolution, list(timeline), out, restarts)
+
+
+def _merged(k: _Kept, timeline: list[dict[str, Any]], resolution: timedelta
+            ) -> list[dict[str, Any]]:
+    out, k.merged = merge_timeline(timeline, resolution, k.merged)
     return out
 
 
@@ -296,7 +350,7 @@ def work_center_view(rules: ProgressRules, work_center: str, name: str, now: dat
         "downtime_min": round(downtime_min, 2),
         "micro_stops": sum(1 for d in stops if d["micro_stop"]),
         "reason_missing": sum(1 for d in stops if d["reason_missing"]),
-        "timeline": timeline if resolution is None else merge_timeline(timeline, resolution),
+        "timeline": timeline if resolution is None else _merged(k, timeline, resolution),
         "pareto": pareto(stops, lo, hi),
     }
 

@@ -9,6 +9,7 @@ downtime minutes and Pareto are the same with or without the parameter."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -18,7 +19,8 @@ import pytest
 
 from mes_edge.api.app import create_api
 from mes_edge.api.progress import downtime_out
-from mes_edge.api.shift_view import merge_timeline, shift_views
+from mes_edge.api.shift_view import merge_timeline as merge_with_memo
+from mes_edge.api.shift_view import shift_views
 from mes_edge.app.service import EdgeService
 from mes_edge.config import parse_settings
 from mes_edge.domain import MachineState
@@ -41,6 +43,10 @@ def entry(state: str, a: float, b: float, *, stop: str | None = None, micro: boo
             "open": False, "downtime_id": stop, "reason": reason,
             "reason_text": None if reason is None else {"en": reason}, "reason_by": None,
             "micro_stop": micro, "in_planned_time": True}
+
+
+def merge_timeline(timeline: list[dict[str, Any]], r: timedelta) -> list[dict[str, Any]]:
+    return merge_with_memo(timeline, r)[0]
 
 
 def covered(timeline: list[dict[str, Any]]) -> list[tuple[datetime, datetime]]:
@@ -131,6 +137,34 @@ def test_dominant_micro_stops_tails_gaps_and_joins() -> None:
     check(raw, coarse, timedelta(hours=1))
     assert len(coarse) == 2  # the gap splits it
     assert merge_timeline([], r) == []
+
+
+def test_a_refresh_reuses_the_last_merge_and_answers_the_same() -> None:
+    """Timelines growing span by span (the last one open, growing), some reasons changed on
+    the way: the merge with the previous call's memo equals a merge from scratch."""
+    rng = random.Random(7)
+    for r in (timedelta(seconds=30), timedelta(seconds=90), timedelta(seconds=400)):
+        closed: list[dict[str, Any]] = []
+        memo = None
+        t = 0.0
+        for step in range(300):
+            length = rng.choice((5, 12, 25, 40, 70, 95, 200, 500))
+            st = rng.choice(("running", "running", "down", "idle", "setup"))
+            stop = f"s{step}" if st == "down" else None
+            gap = 50 if rng.random() < 0.03 else 0
+            e = entry(st, t + gap, t + gap + length, stop=stop, micro=stop is not None
+                      and length < 60)
+            if closed and rng.random() < 0.05:  # a reason given to a recent stop
+                i = rng.randrange(max(0, len(closed) - 5), len(closed))
+                closed[i] = {**closed[i], "reason": "tooling"}
+            tail = {**e, "open": True, "end": e["end"] + timedelta(seconds=rng.choice((1, 90)))}
+            timeline = [*closed, tail]
+            got, memo = merge_with_memo(timeline, r, memo)
+            assert got == merge_timeline(timeline, r), (r, step)
+            check(timeline, got, r)
+            closed.append(e)
+            t += gap + length
+        assert memo is not None and len(memo.restarts) > 10
 
 
 @pytest.fixture
