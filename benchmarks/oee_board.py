@@ -39,7 +39,7 @@ from benchmarks.scale import Service, _free_port
 REQUESTS = {
     "board": "/api/v1/board?wip_limit=0",
     "board_wip": "/api/v1/board/wip?limit=50&offset=0&sort=order",
-    "progress_shift": "/api/v1/progress/shift",
+    "progress_shift": "/api/v1/progress/shift?resolution_s=236",  # 24 h over a ~366-px strip
     "alerts": "/api/v1/alerts?active=true",
 }
 GOAL_S = 1.0
