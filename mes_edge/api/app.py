@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
@@ -160,6 +161,9 @@ def create_api(service: EdgeService) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_offline_docs(app)
     app.add_middleware(BodyLimit, max_bytes=service.settings.api.max_body_bytes)
+    # A board's day of timelines is megabytes of JSON every refresh: compressed for clients
+    # that ask (browsers do). Starlette leaves text/event-stream (live updates) alone.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=4)
     app.add_middleware(SecurityMiddleware, settings=service.settings)  # outermost (issue 12)
     if service.dispatcher is not None:
         live = LiveUpdates(service.dispatcher, max_per_token=service.settings.api.sse_per_token)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from mes_edge.domain import CountingSource, QuantityReported
 from tests.api.conftest import Running
 
@@ -33,3 +35,24 @@ async def test_readyz_is_503_when_the_writer_stopped(running: Running) -> None:
         r = await c.get("/readyz")
         assert r.status_code == 503 and r.json()["dispatcher"]["running"] is False
         assert (await c.get("/healthz")).status_code == 200
+
+
+async def test_large_answers_are_gzipped_live_updates_are_not(running: Running) -> None:
+    """Browsers ask for gzip: a board's timelines are megabytes of JSON. The live-update stream
+    must not be compressed (a compressor buffers, and events would arrive late)."""
+    async with running.client("supervisor") as c:
+        big = await c.get("/openapi.json", headers={"Accept-Encoding": "gzip"})
+        assert big.status_code == 200 and big.headers["content-encoding"] == "gzip"
+        assert big.json()["openapi"]  # httpx decompressed it
+        plain = await c.get("/openapi.json", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.json() == big.json()
+        small = await c.get("/healthz", headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in small.headers  # below the minimum size
+    async with running.client("operator") as c, asyncio.timeout(10):
+        async with c.stream("GET", "/api/v1/stations/PRESS-01/events",
+                            headers={"Accept-Encoding": "gzip"}) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            assert "content-encoding" not in resp.headers
+            async for line in resp.aiter_lines():
+                if line.startswith("data:"):
+                    break  # the first event arrives at once, uncompressed
