@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mes_edge.domain import MemoryState, PlantRules, Rejection, apply
+from mes_edge.domain import MemoryState, OrderStatus, PlantRules, Rejection, apply
 from mes_edge.domain.progress import (
     COLUMNS,
     BucketTotals,
@@ -18,6 +18,9 @@ from mes_edge.domain.progress import (
 )
 from mes_edge.store import Store, feed, history
 from mes_edge.store.progress import stored_progress
+
+#: Events read per round trip while replaying.
+PAGE = 2000
 
 
 class ReplayError(Exception):
@@ -38,25 +41,31 @@ class ReplayReport:
 
 
 async def replay_after(store: Store, rules: PlantRules, state: MemoryState,
-                       after: int, *, closed_upto: int | None = None) -> tuple[int, int]:
+                       after: int, *, closed_upto: int | None = None,
+                       forget_closed: bool = False) -> tuple[int, int]:
     """Apply the events after seq `after` to `state`, in commit order; (events, last seq).
 
     `closed_upto`: the state is a snapshot taken after that event, which left the orders
-    closed by then out; an event naming one reads it back from the database (closed is final).
+    closed by then out; an event naming one reads it back from the database (closed is final:
+    the stored row is the order as it stood from its close on). `forget_closed`: orders closed
+    during the replay leave the state after each page and are read back the same way, so a
+    replay holds what is active, not every order of the log.
     Yields to the event loop between pages, so a service can do it while it serves."""
     count = 0
     while True:
-        page = await store.read_events(after, 2000)
+        page = await store.read_events(after, PAGE)
         if not page:
             return count, after
-        if closed_upto:
+        if closed_upto is not None or forget_closed:
+            upto = after if forget_closed else closed_upto or 0
             missing = sorted({ref for _, e in page if (ref := e.order_ref) is not None
                               and state.order(ref) is None})
-            orders, confs = await store.closed_orders(missing, closed_upto)
-            for order in orders:
-                state.put_order(order)
-            for c in confs:
-                state.add_confirmation(c)
+            if upto and missing:
+                orders, confs = await store.closed_orders(missing, upto)
+                for order in orders:
+                    state.put_order(order)
+                for c in confs:
+                    state.add_confirmation(c)
         for seq, event in page:
             result = apply(state, rules, event)
             if isinstance(result, Rejection):
@@ -64,17 +73,27 @@ async def replay_after(store: Store, rules: PlantRules, state: MemoryState,
                                   f"{result.message}")
             state.merge(result)
             count += 1
+        if forget_closed:
+            for ref in {e.order_ref for _, e in page}:
+                done = state.order(ref) if ref is not None else None
+                if done is not None and done.status == OrderStatus.CLOSED:
+                    state.evict(done.order_id)
         after = page[-1][0]
         await asyncio.sleep(0)
 
 
-async def rebuild(store: Store, rules: PlantRules, *,
-                  from_snapshot: bool = True) -> tuple[MemoryState, int, int, int]:
+async def rebuild(store: Store, rules: PlantRules, *, from_snapshot: bool = True,
+                  forget_closed: bool = False) -> tuple[MemoryState, int, int, int]:
     """(state, events replayed, snapshot seq started from, last seq) from the newest WIP
-    snapshot (or an empty state) plus the events after it."""
+    snapshot (or an empty state) plus the events after it; with `forget_closed`, without the
+    orders closed by then (what a snapshot keeps)."""
     start = await history.latest_snapshot(store) if from_snapshot else None
     snap_seq, state = start if start is not None else (0, MemoryState())
-    count, last = await replay_after(store, rules, state, snap_seq, closed_upto=snap_seq)
+    if forget_closed:
+        for order in [o for o in state.order_map.values() if o.status == OrderStatus.CLOSED]:
+            state.evict(order.order_id)  # a snapshot taken before they were left out
+    count, last = await replay_after(store, rules, state, snap_seq, closed_upto=snap_seq,
+                                     forget_closed=forget_closed)
     return state, count, snap_seq, last
 
 
@@ -86,8 +105,10 @@ async def rebuild_state(store: Store, rules: PlantRules) -> tuple[MemoryState, i
 
 async def take_snapshot(store: Store, rules: PlantRules) -> int | None:
     """Snapshot the WIP as of the newest committed event (newest snapshot + the events after
-    it); returns its seq, or None when no event came since the newest snapshot."""
-    state, count, snap_seq, last = await rebuild(store, rules)
+    it); returns its seq, or None when no event came since the newest snapshot. The service
+    does this every hour: orders closed on the way leave the state at once (memory follows
+    what is active, not the length of the log)."""
+    state, count, snap_seq, last = await rebuild(store, rules, forget_closed=True)
     if count == 0 and snap_seq:
         return None
     await history.save_snapshot(store, last, state)

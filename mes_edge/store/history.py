@@ -46,7 +46,6 @@ def state_to_json(state: MemoryState) -> dict[str, Any]:
         "work_centers": [codec.wc_to_json(w) for w in state.wc_map.values()],
         "confirmations": [codec.confirmation_to_json(c) for c in state.conf_map.values()
                           if c.order_id not in closed],
-        "closed_left_out": len(closed),
     }
 
 
