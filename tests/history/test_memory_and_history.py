@@ -179,15 +179,16 @@ async def test_retention_by_kind_keeps_other_kinds(db_url: str, tmp_path: Path) 
         await store.close()
 
 
+def close(order_id: str) -> OrderCommand:
+    return OrderCommand(event_id=f.eid("close"), order_id=order_id, action=OrderAction.CLOSE,
+                        received_ts=f.T0)
+
+
 async def test_snapshots_leave_closed_orders_out_and_replay_reads_them_back(
         db_url: str) -> None:
     """A snapshot holds what is active, not all history: closed orders (final) and their
     confirmations stay in the database only. An event after the snapshot that names one (the
     ERP sending it again, a second close) reads it back on replay; verify stays equal."""
-    def close(order_id: str) -> OrderCommand:
-        return OrderCommand(event_id=f.eid("close"), order_id=order_id,
-                            action=OrderAction.CLOSE, received_ts=f.T0)
-
     store, d = await open_dispatcher(db_url)
     try:
         for n in range(3):
@@ -233,10 +234,6 @@ async def test_a_snapshot_replay_forgets_orders_as_they_close(
     """The service's hourly snapshot replays the events since the last one: orders closed on
     the way leave the replay's state at once (read back from the database if a later event
     names one), so it holds what is active however many orders went through."""
-    def close(order_id: str) -> OrderCommand:
-        return OrderCommand(event_id=f.eid("close"), order_id=order_id,
-                            action=OrderAction.CLOSE, received_ts=f.T0)
-
     monkeypatch.setattr(replay, "PAGE", 3)  # several pages: a closed order read back
     store, d = await open_dispatcher(db_url)
     try:
