@@ -186,7 +186,10 @@ def test_a_skip_fails_the_run_when_run_sh_asks(tmp_path: Path, env: dict[str, st
     (tmp_path / "test_sample.py").write_text(
         "import pytest\n\n"
         "def test_runs():\n    pass\n\n"
-        "def test_skips():\n    pytest.skip('no such thing here')\n")
+        # The one skip in tests/: a throwaway sample in tmp_path, written on purpose to prove
+        # that tests/run.sh fails a run with a skip; it hides no requirement.
+        "def test_skips():\n"
+        "    pytest.skip('deliberate sample skip: proves MES_EDGE_NO_SKIPS fails the run')\n")
     environ = {k: v for k, v in os.environ.items() if k != "MES_EDGE_NO_SKIPS"} | env
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider",
