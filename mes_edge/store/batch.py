@@ -87,6 +87,12 @@ class BatchWrite:
     #: rows whose values are ADDED to the stored ones.
     state_intervals: list[dict[str, Any]] = field(default_factory=list)
     oee_buckets: list[dict[str, Any]] = field(default_factory=list)
+    #: Where those rows are, by (work center, start) - kept by store.progress.add_rows, so a
+    #: batch with a row per event does not scan its rows for every event.
+    span_index: dict[tuple[str, datetime], int] = field(
+        default_factory=dict, repr=False, compare=False)
+    bucket_index: dict[tuple[str, datetime], dict[str, Any]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return bool(self.event_log or self.refusals or self.checkpoints)

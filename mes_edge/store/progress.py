@@ -6,7 +6,6 @@ through the functions below (it imports no SQL).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,24 +27,15 @@ def span_row(span: StateSpan, seq: int) -> dict[str, Any]:
             "reason": span.reason, "reason_by": span.reason_by, "updated_seq": seq}
 
 
-#: The batch add_rows filled last and where its rows are: (batch, span row index by (work
-#: center, start), bucket row by (work center, bucket start)). A batch gets a row per event, so
-#: looking rows up by scanning them made a batch cost grow with its size squared.
-_last: tuple[weakref.ref[BatchWrite], dict[tuple[str, datetime], int],
-             dict[tuple[str, datetime], dict[str, Any]]] | None = None
-
-
 def _indexes(b: BatchWrite) -> tuple[dict[tuple[str, datetime], int],
                                      dict[tuple[str, datetime], dict[str, Any]]]:
-    global _last
-    last = _last  # one read: another thread may fill another batch
-    if (last is None or last[0]() is not b or len(last[1]) != len(b.state_intervals)
-            or len(last[2]) != len(b.oee_buckets)):
-        last = (weakref.ref(b),
-                {(r["work_center"], r["start"]): i for i, r in enumerate(b.state_intervals)},
-                {(r["work_center"], r["bucket_start"]): r for r in b.oee_buckets})
-        _last = last
-    return last[1], last[2]
+    """The batch's row indexes, rebuilt if rows were put in some other way."""
+    if len(b.span_index) != len(b.state_intervals):
+        b.span_index = {(r["work_center"], r["start"]): i
+                        for i, r in enumerate(b.state_intervals)}
+    if len(b.bucket_index) != len(b.oee_buckets):
+        b.bucket_index = {(r["work_center"], r["bucket_start"]): r for r in b.oee_buckets}
+    return b.span_index, b.bucket_index
 
 
 def add_rows(b: BatchWrite, delta: ProgressDelta, seq: int) -> None:
