@@ -24,7 +24,7 @@ from mes_edge.api.schemas import (
 )
 from mes_edge.api.submit import submit
 from mes_edge.contracts.erp import ConfirmationOut, confirmation_out
-from mes_edge.domain import ConfirmationReversed, ConfirmationsDue
+from mes_edge.domain import ConfirmationReversed, ConfirmationsDue, single_use_id
 from mes_edge.store import codec, feed, reads
 
 router = APIRouter(prefix="/api/v1/confirmations", tags=["confirmations (ERP)"])
@@ -93,7 +93,7 @@ async def reverse_confirmation(confirmation_id: str, service: ServiceDep,
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             [{"loc": ["body", "reason"], "msg": "a reversal needs a reason"}])
     await submit(service, ConfirmationReversed(
-        event_id=f"http:{uuid.uuid4()}", source=f"api:{principal.role}:{principal.token_id}",
+        event_id=single_use_id(), source=f"api:{principal.role}:{principal.token_id}",
         actor=principal.name, order_id=original.order_id, confirmation_id=confirmation_id,
         reason=body.reason))
     return confirmation_out(await reads.reversal_of(service.store, original.order_id,
@@ -111,7 +111,7 @@ async def flush_confirmations(service: ServiceDep, principal: SupervisorDep) -> 
     """Write confirmations now for every quantity not confirmed yet (end of shift, a drain)."""
     assert service.dispatcher is not None
     await submit(service, ConfirmationsDue(
-        event_id=f"http:{uuid.uuid4()}", source=f"api:{principal.role}:{principal.token_id}",
+        event_id=single_use_id(), source=f"api:{principal.role}:{principal.token_id}",
         actor=principal.name, force=True))
     return FlushOut(last_cursor=service.dispatcher.last_cursor)
 

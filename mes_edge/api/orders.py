@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
@@ -14,7 +13,14 @@ from mes_edge.api.schemas import ReasonIn, WorkOrderList, WorkOrderOut, order_ou
 from mes_edge.api.submit import submit
 from mes_edge.contracts.erp import WorkOrderIn
 from mes_edge.dispatcher import Status
-from mes_edge.domain import OrderAction, OrderCommand, OrderReceived, OrderSpec, OrderStatus
+from mes_edge.domain import (
+    OrderAction,
+    OrderCommand,
+    OrderReceived,
+    OrderSpec,
+    OrderStatus,
+    single_use_id,
+)
 from mes_edge.store import order_list, reads
 
 router = APIRouter(prefix="/api/v1/work-orders", tags=["work orders (ERP)"])
@@ -23,7 +29,7 @@ XML_TYPES = ("application/xml", "text/xml")
 
 
 def _source(p: Principal) -> dict[str, Any]:
-    return {"event_id": f"http:{uuid.uuid4()}", "source": f"api:{p.role}:{p.token_id}",
+    return {"event_id": single_use_id(), "source": f"api:{p.role}:{p.token_id}",
             "actor": p.name}
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, Request, status
 
 from mes_edge.dispatcher import Dispatcher, Outcome, RawRejection, Status
-from mes_edge.domain import Event
+from mes_edge.domain import Event, single_use_id
 
 if TYPE_CHECKING:
     from mes_edge.app.service import EdgeService
@@ -49,7 +48,7 @@ def idempotency_key(request: Request | None) -> str | None:
 def event_id_for(request: Request | None, scope: str) -> str:
     """`http:<scope>:<Idempotency-Key>`, or a fresh id when the request carries no usable key."""
     key = idempotency_key(request)
-    return f"http:{scope}:{key}" if key is not None else f"http:{uuid.uuid4()}"
+    return f"http:{scope}:{key}" if key is not None else single_use_id()
 
 
 #: How long a write waits for its commit while the storage is away before answering 503.

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from mes_edge.app.snapshot_job import snapshot_in_child
 from mes_edge.config.settings import HistorySettings
 from mes_edge.dispatcher.replay import take_snapshot
 from mes_edge.domain import PlantRules
@@ -19,10 +20,20 @@ log = logging.getLogger(__name__)
 
 
 async def history_round(store: Store, rules: PlantRules, cfg: HistorySettings, *,
-                        snapshot: bool = True) -> tuple[int | None, int, int]:
+                        snapshot: bool = True, child_url: str | None = None
+                        ) -> tuple[int | None, int, int]:
     """One round: a snapshot (when due), then retention; (snapshot seq, events purged,
-    refusals purged)."""
-    seq = await take_snapshot(store, rules) if snapshot else None
+    refusals purged). With `child_url` (the service) the snapshot is taken by a child process
+    on that database, so the replay's memory never lands in the caller's heap."""
+    seq = None
+    if snapshot and child_url is not None:
+        done = await snapshot_in_child(child_url, rules, timeout_s=cfg.snapshot_timeout_s)
+        seq = done.seq
+        log.info("WIP snapshot process %d: %s in %.1f s, peak %.0f MB", done.child_pid,
+                 f"after event {seq}" if seq is not None else "no new events", done.seconds,
+                 done.child_max_rss_mb)
+    elif snapshot:
+        seq = await take_snapshot(store, rules)
     export = Path(cfg.export_dir) if cfg.export_dir else None
     purged_events = 0
     files: list[str] = []
@@ -53,20 +64,19 @@ async def purge_webhooks(store: Store, keep_days: float | None,
 
 
 async def history_loop(store: Store, rules: PlantRules, cfg: HistorySettings, *,
-                       webhook_keep_days: float | None = None) -> None:
-    """Every `check_every_s`: a snapshot when `snapshot_every_s` has passed, then retention
-    (events, refusals, delivered alert webhooks older than `webhook_keep_days`)."""
+                       database_url: str, webhook_keep_days: float | None = None) -> None:
+    """Every `check_every_s`: a snapshot when `snapshot_every_s` has passed (taken by a child
+    process on `database_url`), then retention (events, refusals, delivered alert webhooks
+    older than `webhook_keep_days`)."""
     last_snapshot = time.monotonic()  # not at start: the service has just loaded its state
     while True:
         await asyncio.sleep(cfg.check_every_s)
         due = (cfg.snapshot_every_s is not None
                and time.monotonic() - last_snapshot >= cfg.snapshot_every_s)
         try:
-            seq, _, _ = await history_round(store, rules, cfg, snapshot=due)
+            await history_round(store, rules, cfg, snapshot=due, child_url=database_url)
             if due:
                 last_snapshot = time.monotonic()
-                if seq is not None:
-                    log.info("WIP snapshot taken after event %d", seq)
         except Exception:  # the database may be away; try again next round
             log.exception("history round (snapshot, retention) failed")
         try:

@@ -291,7 +291,7 @@ class EdgeService:
                                            f"{s.api.port}; see the log above")
                     await asyncio.sleep(0.02)
         self._spawn(self._retention_loop(), "retention")
-        self._spawn(history_loop(store, self.rules, s.history,
+        self._spawn(history_loop(store, self.rules, s.history, database_url=s.database.url,
                                  webhook_keep_days=s.alerts.webhook_keep_days), "history")
         self.oee_gauges = OeeGauges(store, self.progress, [w.id for w in s.work_centers],
                                     s.production.oee_gauges_every_s)

@@ -288,6 +288,9 @@ class HistorySettings(Strict):
         "(<kind>-YYYY-MM-DD.jsonl.gz)")
     check_every_s: float = Field(3600.0, gt=0, description="how often snapshots and retention "
                                  "run")
+    snapshot_timeout_s: float = Field(
+        1800.0, gt=0, description="the service takes its snapshot in a child process; one that "
+        "runs longer is stopped (and tried again next round)")
 
     @model_validator(mode="after")
     def _export_when_purging(self) -> HistorySettings:

@@ -36,6 +36,7 @@ from mes_edge.domain import (
     MemoryState,
     PlantRules,
     RawRejection,
+    is_single_use_id,
 )
 from mes_edge.domain.progress import ProgressRules
 from mes_edge.store import BatchWrite, Store, Verdict
@@ -433,9 +434,11 @@ class Dispatcher:
     async def _commit(self, items: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
         t0 = time.perf_counter()
         await self._restore(items)
+        # A single-use id (made by the service for a write without an id of its own) cannot
+        # come again: it is neither looked up nor remembered.
         ids = [i.event_id for i, _ in items
                if isinstance(i, Event | RawRejection) and i.event_id is not None
-               and not self._is_known(i.event_id)]
+               and not is_single_use_id(i.event_id) and not self._is_known(i.event_id)]
 
         def build(known: dict[str, Verdict]) -> tuple[BatchWrite, tuple[BatchBuilder, list[Outcome],
                                                               CommittedBatch]]:
@@ -458,6 +461,8 @@ class Dispatcher:
             self.checkpoints[key] = cp
         now_m = time.monotonic()
         for event_id, verdict in builder.new_ids:
+            if is_single_use_id(event_id):
+                continue
             self._recent[event_id] = verdict
             self._recent_at.append((now_m, event_id))
         self._forget_old_ids()

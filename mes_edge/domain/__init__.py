@@ -16,6 +16,8 @@ from mes_edge.domain.events import (
     QuantityReported,
     event_from_json,
     event_to_json,
+    is_single_use_id,
+    single_use_id,
 )
 from mes_edge.domain.intake import CounterBaseline, Item, RawRejection
 from mes_edge.domain.model import (
@@ -87,4 +89,6 @@ __all__ = [
     "apply",
     "event_from_json",
     "event_to_json",
+    "is_single_use_id",
+    "single_use_id",
 ]

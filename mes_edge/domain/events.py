@@ -8,6 +8,8 @@ for replay, through pydantic TypeAdapters keyed by the class name.
 from __future__ import annotations
 
 import enum
+import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -20,6 +22,24 @@ from mes_edge.domain.model import CountingSource, MachineState, OrderSpec
 def utcnow() -> datetime:
     """Timezone-aware now in UTC."""
     return datetime.now(UTC)
+
+
+_SINGLE_USE = re.compile(r"http:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                         r"[0-9a-f]{12}")
+
+
+def single_use_id() -> str:
+    """The id of an event the service makes for a write that brought no id of its own (an API
+    call without an Idempotency-Key): `http:<random UUID>`. No client knows it, so it never
+    comes again, and the dispatcher need not remember it to refuse a resend (issue 14: the
+    dedup memory holds only ids that can come back). Every id a client or device gives is
+    namespaced otherwise (`http:<scope>:<key>`, `scan:`, `event:`, `<device>/<tag>/...`)."""
+    return f"http:{uuid.uuid4()}"
+
+
+def is_single_use_id(event_id: str) -> bool:
+    """Whether `event_id` is one `single_use_id` made."""
+    return len(event_id) == 41 and _SINGLE_USE.fullmatch(event_id) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,14 @@ from sqlalchemy import func, select
 
 from mes_edge.dispatcher import Dispatcher, Status, replay
 from mes_edge.dispatcher.replay import take_snapshot, verify
-from mes_edge.domain import OperationAction, OrderAction, OrderCommand, OrderStatus
+from mes_edge.domain import (
+    OperationAction,
+    OrderAction,
+    OrderCommand,
+    OrderStatus,
+    is_single_use_id,
+    single_use_id,
+)
 from mes_edge.store import Store, history, reads
 from mes_edge.store.tables import events, rejected_events, wip_snapshots
 from tests import factory as f
@@ -93,6 +100,35 @@ async def test_dedup_beyond_the_window_asks_the_database(db_url: str) -> None:
     finally:
         await d.stop()
         await store.close()
+
+async def test_single_use_ids_are_not_remembered_every_other_id_is(db_url: str) -> None:
+    """An id the service made for a write without one (`http:<uuid4>`) can never come again:
+    the dedup memory keeps only ids a client or device can resend."""
+    made = single_use_id()
+    assert is_single_use_id(made) and made.startswith("http:")
+    # What clients and devices send is never taken for one: keyed API writes, scans, counts.
+    for other in ("http:report:" + made[5:], "http:report:key-1", "scan:PRESS-01:17",
+                  "plc1/good/0/3", "http:" + made[5:].upper(), made + "x", "erp-pull:1001:1"):
+        assert not is_single_use_id(other), other
+    store, d = await open_dispatcher(db_url)
+    try:
+        await d.process(f.order("1001"))
+        await d.process(f.start("1001", "0010", "PRESS-01"))
+        made_count = f.machine_count("PRESS-01", good=2, event_id=made)
+        assert (await d.process(made_count)).status == Status.ACCEPTED
+        count = f.machine_count("PRESS-01", good=3, event_id="plc1/good/0/3")
+        assert (await d.process(count)).status == Status.ACCEPTED
+        assert "plc1/good/0/3" in d._recent and made not in d._recent
+        assert (await d.process(count)).status == Status.DUPLICATE
+        # A resend of a single-use id cannot come from a client; forced here, the unique event
+        # id of the log refuses it (recorded with the reason), and nothing is counted twice.
+        again = await d.process(made_count)
+        assert again.status == Status.REJECTED and again.code == "unstorable"
+        assert d.state.order("1001").operations[0].done.good == 5  # type: ignore[union-attr]
+    finally:
+        await d.stop()
+        await store.close()
+
 
 
 async def test_snapshot_retention_export_and_verify(db_url: str, tmp_path: Path) -> None:
