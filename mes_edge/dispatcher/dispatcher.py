@@ -250,11 +250,12 @@ class Dispatcher:
         - If even that cannot be written, the producer is told it was refused (last resort).
         """
         delay = 0.05
+        retried = False
         while True:
             try:
                 self._commit_since = time.monotonic()
                 try:
-                    await self._commit(items)
+                    await self._commit(items, ambiguous=retried)
                 finally:
                     self._commit_since = None
                 self._storage_ok()
@@ -266,6 +267,7 @@ class Dispatcher:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     await self._resync()
+                    retried = True  # the failed commit may have landed: look every id up
                     continue
                 failure = err
             # IntegrityError, DataError, overflow, a bug: isolate the event it belongs to.
@@ -431,14 +433,18 @@ class Dispatcher:
             for c in await self.store.load_confirmations(named):
                 state.add_confirmation(c)
 
-    async def _commit(self, items: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
+    async def _commit(self, items: list[tuple[Item, asyncio.Future[Outcome]]], *,
+                      ambiguous: bool = False) -> None:
         t0 = time.perf_counter()
         await self._restore(items)
         # A single-use id (made by the service for a write without an id of its own) cannot
-        # come again: it is neither looked up nor remembered.
+        # come again from outside: it is neither looked up nor remembered. Except when this
+        # batch is retried after a commit that failed ambiguously (`ambiguous`): that commit may
+        # have landed, and its events are then duplicates of themselves.
         ids = [i.event_id for i, _ in items
                if isinstance(i, Event | RawRejection) and i.event_id is not None
-               and not is_single_use_id(i.event_id) and not self._is_known(i.event_id)]
+               and (ambiguous or not is_single_use_id(i.event_id))
+               and not self._is_known(i.event_id)]
 
         def build(known: dict[str, Verdict]) -> tuple[BatchWrite, tuple[BatchBuilder, list[Outcome],
                                                               CommittedBatch]]:

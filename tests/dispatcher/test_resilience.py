@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from mes_edge.dispatcher import Dispatcher, RawRejection, Status
-from mes_edge.domain import Checkpoint, CountingSource, QuantityReported
+from mes_edge.domain import Checkpoint, CountingSource, QuantityReported, single_use_id
 from mes_edge.store import Store
 from mes_edge.store.tables import events, rejected_events
 from tests import factory as f
@@ -66,8 +66,12 @@ async def test_times_out_of_range_are_refused_not_stored(sqlite_url: str) -> Non
         await store.close()
 
 
+@pytest.mark.parametrize("made_here", [False, True], ids=["client-id", "single-use-id"])
 async def test_a_commit_that_went_through_but_reported_failure_is_not_applied_twice(
-        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch, made_here: bool) -> None:
+    """Also for an id the service made itself (`http:<uuid>`, never looked up on a first
+    attempt): the retry after an ambiguous failure looks it up, finds it committed, and the
+    write is answered as done (a duplicate), not refused, with nothing recorded twice."""
     store, d = await started(sqlite_url)
     real = store.commit_batch
     calls = {"n": 0}
@@ -80,15 +84,17 @@ async def test_a_commit_that_went_through_but_reported_failure_is_not_applied_tw
         return result
 
     monkeypatch.setattr(store, "commit_batch", flaky)
+    amb = single_use_id() if made_here else "amb-1"
     try:
-        first = await d.process(f.machine_count("PRESS-01", good=3, event_id="amb-1"))
+        first = await d.process(f.machine_count("PRESS-01", good=3, event_id=amb))
         assert first.status == Status.DUPLICATE  # the retry found it committed
         assert d.state.order("1001").operations[0].done.good == 3  # type: ignore[union-attr]
         nxt = await d.process(f.machine_count("PRESS-01", good=1, event_id="amb-2"))
         assert nxt.status == Status.ACCEPTED  # seq was re-read: no clash, no storage refusal
         rows = await store.rows(events, order_by=[events.c.seq])
-        assert [r.event_id for r in rows][-2:] == ["amb-1", "amb-2"]
+        assert [r.event_id for r in rows][-2:] == [amb, "amb-2"]
         assert rows[-1].seq == rows[-2].seq + 1
+        assert await store.rows(rejected_events) == []  # no spurious refusal on record
     finally:
         await d.stop()
         await store.close()
