@@ -3,8 +3,9 @@
 The listener runs on the dispatcher's writer task, so it only formats a small message per
 touched work center and offers it to each client's bounded queue without waiting. A client that
 falls behind does not make memory grow: what waits in its queue is dropped and replaced by one
-"resync" message (the page re-fetches the whole state). Streams end on disconnect (Starlette
-cancels them) or when the API shuts down (`close()` puts an end marker in every queue).
+"resync" message (the page re-fetches what it shows: the board its summary and WIP page).
+Streams end on disconnect (Starlette cancels them) or when the API shuts down (`close()` puts an
+end marker in every queue).
 """
 
 from __future__ import annotations

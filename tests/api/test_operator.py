@@ -267,6 +267,34 @@ async def test_live_station_events(running: Running) -> None:
     assert not live.clients
 
 
+async def test_the_board_stream_says_what_changed_not_the_board(running: Running) -> None:
+    """Issue 14: a commit sends the board a small notice (which work centers and orders changed),
+    the same size with 1 or 101 open orders; the page re-fetches only what it shows."""
+    for i in range(100):
+        await put_order(running, f"BIG-{i:03d}",
+                        operations=[{"op_no": "0010", "work_center": "CNC-02"}])
+    await put_order(running, "WO-9", operations=[{"op_no": "0010", "work_center": "PRESS-01"}])
+    d = running.service.dispatcher
+    assert d is not None
+    async with running.client("supervisor") as c, asyncio.timeout(20):
+        await c.post(f"{PRESS}/start", json={"order_id": "WO-9", "op_no": "0010"})
+        async with c.stream("GET", "/api/v1/board/events") as resp:
+            assert resp.status_code == 200
+            lines = resp.aiter_lines()
+            assert await _read_events(lines, 1) == [{"type": "hello"}]
+            await d.process(QuantityReported(event_id="plc-b1", work_center="PRESS-01",
+                                             by=CountingSource.MACHINE, good=2))
+            raw = ""
+            async for line in lines:
+                if line.startswith("data: "):
+                    raw = line[6:]
+                    break
+    msg = json.loads(raw)
+    assert msg["type"] == "changed" and msg["work_centers"] == ["PRESS-01"]
+    assert msg["orders"] == ["WO-9"] and msg["rejected"] is False and msg["seq"] == d.last_seq
+    assert len(raw) < 200  # a notice, not the board of 101 open orders
+
+
 def test_slow_client_is_coalesced_not_grown() -> None:
     client = LiveClient("PRESS-01", size=4)
     for i in range(100):
