@@ -20,6 +20,7 @@ from mes_edge.domain import (
     event_from_json,
 )
 from mes_edge.store import codec
+from mes_edge.store.audit import AuditWriter
 from mes_edge.store.batch import (
     BatchWrite,
     batch_statements,
@@ -61,6 +62,8 @@ class Store:
         self.engine = engine
         self._dialect = engine.dialect.name
         self._committer = BatchCommitter(engine)
+        #: Audit lines, group-committed (store/audit.py).
+        self.audit = AuditWriter(engine)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
