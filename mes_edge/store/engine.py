@@ -46,9 +46,10 @@ def json_serializer(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-#: Connections kept open in the pool. Every API write takes one for its audit line (a
-#: transaction of its own, api/security.py), besides the dispatcher's commit and the reads, so
-#: the pool must cover the writes that run at once: when it was 5 (+5 overflow) and a dozen
+#: Connections kept open in the pool. API requests take them for their reads (the token
+#: lookup, read models) and for the audit lines (group-committed: store/audit.AuditWriter),
+#: besides the dispatcher's commit, so the pool must cover the requests that run at once: when
+#: it was 5 (+5 overflow) and every audit line was a transaction of its own, and a dozen
 #: stations posted at the same time, connections beyond the pool were opened and closed again
 #: all the time - on PostgreSQL a new server session about every fifth transaction, each a new
 #: asyncpg connection with its own codecs and statement cache, and the service's RSS grew with

@@ -96,7 +96,10 @@ class Store:
             query = select(work_orders.c.state)
             conf_query = select(confirmations).order_by(confirmations.c.cursor)
             if finished_before is not None:
+                # An order with no change time (a row written by hand) stays: NULL would
+                # make it neither loaded nor counted as left out.
                 gone = (work_orders.c.status.in_(_FINISHED)
+                        & work_orders.c.updated_at.is_not(None)
                         & (work_orders.c.updated_at < finished_before))
                 query = query.where(~gone)
                 left_out = int(await conn.scalar(

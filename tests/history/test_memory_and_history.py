@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from mes_edge.dispatcher import Dispatcher, Status, replay
 from mes_edge.dispatcher.replay import take_snapshot, verify
@@ -21,7 +21,7 @@ from mes_edge.domain import (
     single_use_id,
 )
 from mes_edge.store import Store, history, reads
-from mes_edge.store.tables import events, rejected_events, wip_snapshots
+from mes_edge.store.tables import events, rejected_events, wip_snapshots, work_orders
 from tests import factory as f
 
 pytestmark = pytest.mark.timeout(120)
@@ -293,4 +293,23 @@ async def test_a_snapshot_replay_forgets_orders_as_they_close(
         assert report.equal, report.differences
     finally:
         await d.stop()
+        await store.close()
+
+
+async def test_a_finished_order_without_a_change_time_is_loaded_not_lost(db_url: str) -> None:
+    """A row with no updated_at (written by hand or by an old tool) is neither old nor new:
+    the load keeps it in memory instead of dropping it without counting it as left out."""
+    store, d = await open_dispatcher(db_url, evict_finished_after_s=60)
+    try:
+        await d.process(f.order("1001", qty=10))
+        assert (await d.process(cancel("1001"))).status == Status.ACCEPTED
+    finally:
+        await d.stop()
+    try:
+        async with store.transaction() as conn:
+            await conn.execute(update(work_orders).where(work_orders.c.order_id == "1001")
+                               .values(updated_at=None))
+        loaded = await store.load(finished_before=datetime.now(UTC) + timedelta(days=1))
+        assert loaded.state.order("1001") is not None and loaded.left_out == 0
+    finally:
         await store.close()
