@@ -4,6 +4,7 @@ Every test runs on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from mes_edge.domain import (
     is_single_use_id,
     single_use_id,
 )
-from mes_edge.store import Store, history, reads
+from mes_edge.store import Store, codec, history, reads
 from mes_edge.store.tables import events, rejected_events, wip_snapshots, work_orders
 from tests import factory as f
 
@@ -311,5 +312,32 @@ async def test_a_finished_order_without_a_change_time_is_loaded_not_lost(db_url:
                                .values(updated_at=None))
         loaded = await store.load(finished_before=datetime.now(UTC) + timedelta(days=1))
         assert loaded.state.order("1001") is not None and loaded.left_out == 0
+    finally:
+        await store.close()
+
+
+async def test_verify_catches_a_tampered_order_row(db_url: str) -> None:
+    """verify proves something only if it can fail: a stored count that the event log does not
+    give is reported, with a snapshot in between or not."""
+    store, d = await open_dispatcher(db_url)
+    try:
+        await d.process(f.order("1001", qty=10))
+        await d.process(f.start("1001", "0010", "PRESS-01"))
+        await d.process(f.machine_count("PRESS-01", good=3))
+        assert await take_snapshot(store, f.rules()) is not None
+        await d.process(f.machine_count("PRESS-01", good=2))
+    finally:
+        await d.stop()
+    try:
+        assert (await verify(store, f.rules())).equal
+        [order], _ = await store.load_orders(["1001"])
+        op = order.operations[0]
+        forged = order.with_op(0, op.with_(done=dataclasses.replace(op.done, good=6)))
+        async with store.transaction() as conn:
+            await conn.execute(update(work_orders).where(work_orders.c.order_id == "1001")
+                               .values(state=codec.order_to_json(forged)))
+        report = await verify(store, f.rules())
+        assert not report.equal and report.snapshot_seq > 0
+        assert any(line.startswith("order 1001:") for line in report.differences)
     finally:
         await store.close()
