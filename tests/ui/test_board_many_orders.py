@@ -88,7 +88,9 @@ async def test_the_board_pages_and_filters_20000_open_orders(sqlite_url: str) ->
                 await page.wait_for_function(
                     "document.querySelectorAll('#wip tr.late').length === 50")
                 await page.screenshot(path=SHOTS / "board-20000-late-first.png")
-                assert loaded < 30, f"the board took {loaded:.1f} s with {OPEN} open orders"
+                # A figure, not a verdict (tests never fail on a timing; benchmarks.scale
+                # measures the board): the page's own timeouts bound the wait.
+                print(f"the board showed {OPEN} open orders in {loaded:.1f} s")
             finally:
                 await browser.close()
     finally:
