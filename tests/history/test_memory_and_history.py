@@ -221,6 +221,14 @@ def close(order_id: str) -> OrderCommand:
                         received_ts=f.T0)
 
 
+async def make_and_complete(d: Dispatcher, order_id: str) -> None:
+    """A one-operation order of 5 on ASSY-03, made and completed (not closed)."""
+    await d.process(f.order(order_id, qty=5, wcs=("ASSY-03",)))
+    await d.process(f.start(order_id, "0010", "ASSY-03"))
+    await d.process(f.operator_report("ASSY-03", order_id, "0010", good=5))
+    await d.process(f.command(OperationAction.COMPLETE, "ASSY-03"))
+
+
 async def test_snapshots_leave_closed_orders_out_and_replay_reads_them_back(
         db_url: str) -> None:
     """A snapshot holds what is active, not all history: closed orders (final) and their
@@ -230,10 +238,7 @@ async def test_snapshots_leave_closed_orders_out_and_replay_reads_them_back(
     try:
         for n in range(3):
             oid = f"C{n}"
-            await d.process(f.order(oid, qty=5, wcs=("ASSY-03",)))
-            await d.process(f.start(oid, "0010", "ASSY-03"))
-            await d.process(f.operator_report("ASSY-03", oid, "0010", good=5))
-            await d.process(f.command(OperationAction.COMPLETE, "ASSY-03"))
+            await make_and_complete(d, oid)
             if n < 2:  # C2 stays completed, not closed
                 assert (await d.process(close(oid))).status == Status.ACCEPTED
         await d.process(f.order("OPEN", qty=50))
@@ -276,10 +281,7 @@ async def test_a_snapshot_replay_forgets_orders_as_they_close(
     try:
         for n in range(4):
             oid = f"K{n}"
-            await d.process(f.order(oid, qty=5, wcs=("ASSY-03",)))
-            await d.process(f.start(oid, "0010", "ASSY-03"))
-            await d.process(f.operator_report("ASSY-03", oid, "0010", good=5))
-            await d.process(f.command(OperationAction.COMPLETE, "ASSY-03"))
+            await make_and_complete(d, oid)
             await d.process(close(oid))
         # Named again after they closed, pages later: no change, but the replay must know them.
         await d.process(close("K0"))
